@@ -1,0 +1,44 @@
+import pandas as pd
+import pytest
+
+from pipeline.balance import balance_task, class_target
+
+
+def sst_table(counts):
+    rows = [(f"{c}-{i}", f"s {c} {i}", c) for c, n in counts.items() for i in range(n)]
+    return pd.DataFrame(rows, columns=["id", "sentence", "label"])
+
+
+def test_target_is_largest_class_capped():
+    assert class_target({"a": 5, "b": 9}, 100) == 9
+    assert class_target({"a": 5, "b": 9}, 7) == 7
+    with pytest.raises(ValueError, match="max_per_class"):
+        class_target({"a": 1}, 0)
+
+
+def test_large_classes_are_down_sampled_small_ones_kept():
+    table = sst_table({0: 3, 1: 10, 2: 6, 3: 1, 4: 8})
+    balanced, plan = balance_task(table, "sst", max_per_class=6, seed=1)
+    assert plan["target"] == 6
+    assert {c: v["real"] for c, v in plan["classes"].items()} == \
+        {"0": 3, "1": 6, "2": 6, "3": 1, "4": 6}
+    assert plan["classes"]["1"]["clean"] == 10
+    assert balanced["label"].value_counts().to_dict() == {1: 6, 2: 6, 4: 6, 0: 3, 3: 1}
+    assert set(balanced["id"]) <= set(table["id"])
+
+
+def test_down_sampling_is_seeded():
+    table = sst_table({0: 20, 1: 20, 2: 20, 3: 20, 4: 20})
+    a, _ = balance_task(table, "sst", 5, seed=3)
+    b, _ = balance_task(table, "sst", 5, seed=3)
+    c, _ = balance_task(table, "sst", 5, seed=4)
+    assert a.equals(b) and not a.equals(c)
+
+
+def test_sts_uses_score_bins():
+    table = pd.DataFrame({"id": list("abcdef"), "sentence1": list("abcdef"),
+                          "sentence2": list("uvwxyz"), "label": [0.2, 0.9, 1.0, 4.0, 5.0, 3.5]})
+    _, plan = balance_task(table, "sts", 10, seed=0)
+    assert {c: v["real"] for c, v in plan["classes"].items()} == \
+        {"0-1": 2, "1-2": 1, "2-3": 0, "3-4": 1, "4-5": 2}
+    assert plan["target"] == 2
