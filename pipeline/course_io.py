@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -28,22 +27,6 @@ QUARANTINE_COLUMNS = [
 
 class InputError(ValueError):
     """A raw file that cannot be read at all (the message names the file and the problem)."""
-
-
-class _LineRecorder:
-    """Iterator over lines for csv.reader that remembers the physical lines of the last row."""
-
-    def __init__(self, lines: list[str]):
-        self._lines = iter(lines)
-        self.consumed: list[str] = []
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        line = next(self._lines)
-        self.consumed.append(line)
-        return line
 
 
 def read_text(path: Path) -> str:
@@ -144,35 +127,31 @@ def read_course_file(
     """
     path = Path(path)
     spec = TASKS[task]
-    lines = read_text(path).splitlines(keepends=True)
-    recorder = _LineRecorder(lines)
-    reader = csv.reader(recorder, delimiter="\t")
-    header = next(reader)
+    lines = read_text(path).split("\n")
+    # One record per physical line: the course files have no field spanning lines, and a stray
+    # quote (like Quora row 65479) must not swallow the lines after it.
+    header = next(csv.reader([lines[0].rstrip("\r")], delimiter="\t"))
     columns = locate_columns(header, spec, labeled, path)
     opts = dict(
         n_columns=len(header), whitespace=whitespace, treebank=treebank,
         quarantine_empty=quarantine_empty, max_chars=max_chars,
     )
     rows, bad, seen_ids, lines_of_rows = [], [], set(), []
-    line_no = len(recorder.consumed)
-    recorder.consumed = []
-    for fields in reader:
-        first_line = line_no + 1
-        raw = "".join(recorder.consumed)
-        line_no += len(recorder.consumed)
-        recorder.consumed = []
+    for line_no, raw in enumerate(lines[1:], start=2):
+        raw = raw.rstrip("\r")
         if not raw.strip():
-            continue  # a blank line (e.g. trailing newline) is not a row
+            continue  # a blank line (e.g. the final newline) is not a row
+        fields = next(csv.reader([raw], delimiter="\t"))
         record, reason, detail = parse_row(fields, columns, spec, labeled, opts)
         if record is not None and record["id"] in seen_ids:
             record, reason, detail = None, "duplicate_id", f"id {record['id']} seen earlier"
         if record is None:
-            bad.append(_quarantine_record(spec, split, path, first_line, fields, columns,
+            bad.append(_quarantine_record(spec, split, path, line_no, fields, columns,
                                           reason, detail, raw))
             continue
         seen_ids.add(record["id"])
         rows.append(record)
-        lines_of_rows.append(first_line)
+        lines_of_rows.append(line_no)
     if not rows and not bad:
         raise InputError(f"{path}: has a header but no rows")
     frame = _rows_frame(rows, spec, labeled)
