@@ -29,6 +29,8 @@ def make_project(dest: Path, raw_dir: Path, params: dict | None = None) -> Path:
     run(["git", "init", "-q"], dest)
     run([sys.executable, "-m", "dvc", "init", "-q"], dest)
     run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], dest)
+    if (ROOT / ".dvc" / "plots").is_dir():  # the project's own plot templates
+        shutil.copytree(ROOT / ".dvc" / "plots", dest / ".dvc" / "plots", dirs_exist_ok=True)
     return dest
 
 
