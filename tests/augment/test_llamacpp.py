@@ -1,0 +1,92 @@
+"""Real generation with the embedded SmolLM2 model through llama.cpp (a few sentences)."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from augment.backends import GenerationRequest
+from augment.filters import REASONS
+from augment.llamacpp_backend import LlamaCppBackend
+from augment.params import LlamaCppParams, SamplingParams
+from augment.stage import run
+from tests.augment.fakes import make_params, write_balanced
+
+ENGINE = LlamaCppParams(model_path=None, n_threads=0, n_parallel=4, n_ctx=2048, n_batch=512,
+                        stop_at_line_end=True)
+SAMPLING = SamplingParams(temperature=0.6, top_p=0.9, top_k=40, max_tokens=32)
+MESSAGES = (("system", "You paraphrase sentences."),
+            ("user", "Paraphrase the sentence. Reply with the paraphrase only.\n"
+                     "Sentence: the film is a charming , witty romp ."))
+
+
+def word_overlap(a, b) -> np.ndarray:
+    """Stand-in for the encoder: Jaccard overlap of lower-cased words, shifted up."""
+    out = []
+    for x, y in zip(a, b, strict=True):
+        wx, wy = set(x.lower().split()), set(y.lower().split())
+        out.append(0.5 + len(wx & wy) / max(len(wx | wy), 1))
+    return np.array(out)
+
+
+@pytest.fixture(scope="module")
+def backend():
+    engine = LlamaCppBackend(ENGINE)
+    yield engine
+    engine.close()
+
+
+@pytest.mark.slow
+def test_same_seed_same_completion_whatever_runs_beside_it(backend):
+    requests = [GenerationRequest(MESSAGES, (5, 6, 5))]
+    [[a, b, c]] = backend.generate(requests, SAMPLING)
+    assert a.text == c.text and a.n_tokens == c.n_tokens > 0
+    [[alone]] = backend.generate([GenerationRequest(MESSAGES, (5,))], SAMPLING)
+    assert alone.text == a.text
+    assert {a.finish_reason, b.finish_reason} <= {"stop", "length"}
+
+
+@pytest.mark.slow
+def test_stage_with_the_embedded_model(tmp_path, backend):
+    # only sst class "3" is short (1 real row, target 3): two paraphrases to generate
+    write_balanced(tmp_path / "balanced", {"sst": [3, 3, 3, 1, 3], "para": [3, 3],
+                                           "sts": [3, 3, 3, 3, 3]})
+    params = make_params(1, max_rounds=1, sampling=SAMPLING)
+    params = dataclasses.replace(params, prompts=dataclasses.replace(params.prompts, n_shots=2))
+    summary = run(params, balanced_dir=tmp_path / "balanced", out_dir=tmp_path / "augmented",
+                  cache_dir=tmp_path / "cache", backend=backend, similarity=word_overlap)
+    assert summary["generator"] == "llamacpp:SmolLM2-135M-Instruct.Q4_1.gguf"
+    sst = summary["tasks"]["sst"]
+    assert sst["requested"] == 2 and sst["generated"] == 2
+    assert sst["generated_now"] == 2 and sst["tokens_per_s"] > 0
+    assert sst["accepted"] + sst["rejected"] == 2
+    rejected = pd.read_parquet(tmp_path / "augmented" / "rejected.parquet")
+    assert set(rejected["reason"]) <= set(REASONS)
+    accepted = 0
+    for task in ("sst", "para", "sts"):
+        table = pd.read_parquet(tmp_path / "augmented" / task / "train.parquet")
+        syn = table[table["origin"] == "synthetic"]
+        accepted += len(syn)
+        assert (syn["generator"] == summary["generator"]).all()
+        assert syn["seed"].notna().all() and syn["similarity"].notna().all()
+        assert not syn["sentence" if task == "sst" else "sentence1"].str.contains("\n").any()
+    assert accepted == sum(t["accepted"] for t in summary["tasks"].values())
+    records = [json.loads(line) for f in (tmp_path / "cache").glob("*.jsonl")
+               for line in f.read_text().splitlines()]
+    assert len(records) == sum(t["generated"] for t in summary["tasks"].values())
+    assert all(r["n_tokens"] > 0 and r["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
+               for r in records)
+
+
+@pytest.mark.slow
+def test_prompt_longer_than_one_batch_is_decoded_in_chunks():
+    small = LlamaCppBackend(dataclasses.replace(ENGINE, n_batch=32, n_parallel=2))
+    long_user = "Paraphrase the sentence.\nSentence: " + "the film is long , " * 20
+    try:
+        [[done]] = small.generate([GenerationRequest((("user", long_user),), (3,))],
+                                  dataclasses.replace(SAMPLING, max_tokens=8))
+    finally:
+        small.close()
+    assert done.n_tokens > 0
