@@ -103,7 +103,8 @@ body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; mar
        max-width: 1100px; color: #222; line-height: 1.45; padding: 0 1em; }
 h1 { border-bottom: 2px solid #444; padding-bottom: .2em; }
 h2 { border-bottom: 1px solid #ccc; margin-top: 2em; padding-bottom: .15em; }
-table { border-collapse: collapse; margin: .5em 0 1.2em; font-size: 0.9em; }
+table { border-collapse: collapse; margin: .5em 0 1.2em; font-size: 0.9em; display: block;
+        overflow-x: auto; max-width: 100%; }
 th, td { border: 1px solid #ddd; padding: 3px 9px; vertical-align: top; }
 th { background: #f3f3f3; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
