@@ -5,7 +5,9 @@
   question, features (u, v, |u-v| [, u*v]) -> MLP -> 1 logit -- or a cross-encoder
   ([CLS] q1 [SEP] q2 [SEP] -> pooled -> MLP -> 1 logit); binary cross-entropy on the logit.
 - STS: cosine similarity of the two embeddings mapped to 0-5 (`relu`: 5 * relu(cos);
-  `affine`: a * cos + b with learnable a, b starting at 2.5, 2.5, i.e. 2.5 * (cos + 1)),
+  `affine`: a * cos + b with learnable a, b starting at 5, 0, i.e. 5 * cos -- sentence
+  encoders put almost every pair at cos >= 0, so a start at 2.5 * (cos + 1) would force the
+  encoder to push dissimilar pairs to negative cosines and cost ~0.14 dev Pearson),
   or a regression MLP on (u, v, |u-v|, u*v); mean squared error against the gold score.
 
 Every head maps embeddings to raw outputs; `task_loss` turns outputs and labels into a loss.
@@ -112,8 +114,8 @@ class SimilarityHead(nn.Module):
         if kind == "mlp":
             self.net = mlp(hidden * 4, hidden_sizes, 1, activation, dropout)
         elif scale == "affine":
-            self.a = nn.Parameter(torch.tensor(2.5))
-            self.b = nn.Parameter(torch.tensor(2.5))
+            self.a = nn.Parameter(torch.tensor(5.0))
+            self.b = nn.Parameter(torch.tensor(0.0))
 
     def forward(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         if self.kind == "mlp":

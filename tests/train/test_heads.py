@@ -51,7 +51,7 @@ def test_cosine_similarity_scales():
     relu = SimilarityHead(2, "cosine", "relu", (), "gelu", 0.0)
     assert torch.allclose(relu(u, v), torch.tensor([5.0, 0.0, 0.0]))
     affine = SimilarityHead(2, "cosine", "affine", (), "gelu", 0.0)
-    assert torch.allclose(affine(u, v), torch.tensor([5.0, 2.5, 0.0]))
+    assert torch.allclose(affine(u, v), torch.tensor([5.0, 0.0, -5.0]))  # 5 * cos at the start
     assert {n for n, _ in affine.named_parameters()} == {"a", "b"}
     assert not list(relu.parameters())
 
