@@ -51,9 +51,15 @@ def class_counts_figure(wide: pd.DataFrame, title: str) -> bytes:
             ax.barh(pos, wide["synthetic"], left=real, height=height, color="none",
                     edgecolor="#7a3e00", hatch=SYNTHETIC_HATCH, linewidth=0,
                     label="of which synthetic")
-    ax.set_yticks(y + height * (len(steps) - 1) / 2, [f"class {c}" for c in classes])
+    return class_bars_png(fig, ax, y + height * (len(steps) - 1) / 2, classes, "training rows",
+                          title)
+
+
+def class_bars_png(fig, ax, ticks, classes: list, xlabel: str, title: str) -> bytes:
+    """Shared finish of the horizontal per-class bar charts: class labels, legend, grid, PNG."""
+    ax.set_yticks(ticks, [f"class {c}" for c in classes])
     ax.invert_yaxis()
-    ax.set_xlabel("training rows")
+    ax.set_xlabel(xlabel)
     ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
     ax.grid(axis="x", alpha=0.3)
@@ -82,13 +88,7 @@ def funnel_figure(funnel: pd.DataFrame, reasons: list[str], title: str) -> bytes
         left += values
     ax.scatter(funnel["requested"], y, marker="|", s=400, color="black", label="requested",
                zorder=3)
-    ax.set_yticks(y, [f"class {c}" for c in classes])
-    ax.invert_yaxis()
-    ax.set_xlabel("paraphrases")
-    ax.set_title(title)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
-    ax.grid(axis="x", alpha=0.3)
-    return to_png(fig)
+    return class_bars_png(fig, ax, y, classes, "paraphrases", title)
 
 
 def confusion_figure(matrix: np.ndarray, labels: list[str], title: str) -> bytes:
