@@ -130,6 +130,7 @@ def aux_settings(params: TrainParams) -> AuxSettings:
     smart = SmartSettings(s.weight, s.epsilon, s.step_size, s.steps, s.noise_std)
     return AuxSettings(
         smart=smart if s.enabled else None,
+        smart_tasks=tuple(s.tasks),
         simcse_temperature=params.techniques.simcse.temperature,
         mnrl_scale=params.techniques.mnrl.scale,
     )

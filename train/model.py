@@ -42,6 +42,7 @@ class AuxSettings:
     """Per-step extras of the training forward pass (None / 0 = off)."""
 
     smart: SmartSettings | None = None
+    smart_tasks: tuple[str, ...] = tuple(TASK_HEADS)
     simcse_temperature: float = 0.05
     mnrl_scale: float = 20.0
 
@@ -91,7 +92,7 @@ class MultitaskModel(nn.Module):
             inputs, labels = batches[task]["inputs"], batches[task]["labels"]
             output, embeddings = self.task_output(task, inputs)
             loss = task_loss(task, output, labels)
-            if aux.smart is not None:
+            if aux.smart is not None and task in aux.smart_tasks:
                 forward_fn = partial(self.output_from_embeddings, task, inputs=inputs)
                 loss = with_smart(loss, forward_fn, embeddings, output, SMART_KIND[task], aux.smart)
             losses[task] = loss

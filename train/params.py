@@ -61,6 +61,7 @@ class SmartParams:
     step_size: float
     steps: int
     noise_std: float
+    tasks: tuple[str, ...]  # task losses that get the regularizer
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,13 @@ def _validate_techniques(t: TechniquesParams) -> None:
         _require(t.smart.steps >= 1, f"{key}.smart.steps", "must be >= 1")
         _require(t.smart.epsilon > 0, f"{key}.smart.epsilon", "must be > 0")
         _require(t.smart.step_size > 0, f"{key}.smart.step_size", "must be > 0")
+        unknown = sorted(set(t.smart.tasks) - set(TASKS))
+        _require(
+            not unknown,
+            f"{key}.smart.tasks",
+            f"has unknown tasks {unknown} (known: {sorted(TASKS)})",
+        )
+        _require(len(t.smart.tasks) > 0, f"{key}.smart.tasks", "must name at least one task")
     if t.lora.enabled:
         _require(t.lora.rank >= 1, f"{key}.lora.rank", "must be >= 1")
         _require(len(t.lora.targets) > 0, f"{key}.lora.targets", "must name at least one layer")

@@ -64,6 +64,17 @@ def test_smart_with_weight_zero_equals_training_without_smart(backbone):
     assert same_weights(plain, zero)
 
 
+def test_smart_only_touches_the_tasks_it_names(backbone):
+    weights = {"sst": 0.0, "para": 1.0, "sts": 1.0}  # SST is not trained at all
+    plain, _, _ = run(backbone, task_weights=weights)
+    sst_only, _, _ = run(backbone, task_weights=weights, **{
+        "techniques.smart.enabled": True, "techniques.smart.tasks": ["sst"]})
+    assert same_weights(plain, sst_only)
+    para_only, _, _ = run(backbone, task_weights=weights, **{
+        "techniques.smart.enabled": True, "techniques.smart.tasks": ["para"]})
+    assert not same_weights(plain, para_only)
+
+
 def test_pcgrad_on_a_single_task_equals_plain_training(backbone):
     weights = {"sst": 1.0, "para": 0.0, "sts": 0.0}
     plain, _, _ = run(backbone, task_weights=weights)
