@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from train.backbone import load_tokenizer, resolve_backbone
 from train.batching import length_bucketed_batches, padded_tokens
-from train.bert import BertConfig, BertModel
+from train.bert import BertConfig, BertModel, dynamic_shape_attention
 
 log = logging.getLogger("bench.train_speed")
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,10 +42,10 @@ RAW_FILES = {"ids-sst-train.csv": ("sentence",), "quora-train.csv": ("sentence1"
 NUM_CLASSES = 5
 
 
-def bench_config(name: str) -> BertConfig:
+def bench_config(name: str, backbone: str) -> BertConfig:
     if name == "bert-base":
         return BertConfig()  # the defaults are bert-base-uncased
-    return BertConfig.from_json(resolve_backbone(name) / "config.json")
+    return BertConfig.from_json(resolve_backbone(backbone) / "config.json")
 
 
 def build_models(config: BertConfig, device: torch.device) -> dict[str, torch.nn.Module]:
@@ -67,12 +67,16 @@ def pooled_output(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tor
     if isinstance(model, BertModel):
         return model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])[
             "pooler_output"]
-    return model(**batch).pooler_output
+    return model(**batch)["pooler_output"]  # a ModelOutput, or a plain dict once compiled
 
 
 def make_train_step(model: torch.nn.Module, hidden_size: int, device: torch.device,
-                    compile_model: bool) -> Callable[[dict, torch.Tensor], None]:
-    """One optimisation step on (batch, labels): CE of a linear head on the pooled output."""
+                    compile_model: bool,
+                    dynamic_shapes: bool = False) -> Callable[[dict, torch.Tensor], None]:
+    """One optimisation step on (batch, labels): CE of a linear head on the pooled output.
+
+    ``dynamic_shapes``: batches change shape step to step, so attention runs as in the train
+    stage (``dynamic_shape_attention``: no cuDNN attention, which plans every new shape)."""
     head = torch.nn.Linear(hidden_size, NUM_CLASSES).to(device)
     params = list(model.parameters()) + list(head.parameters())
     optimizer = torch.optim.AdamW(params, lr=1e-5, fused=device.type == "cuda")
@@ -80,8 +84,11 @@ def make_train_step(model: torch.nn.Module, hidden_size: int, device: torch.devi
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                 else contextlib.nullcontext())
 
+    def kernels() -> contextlib.AbstractContextManager:
+        return dynamic_shape_attention(device) if dynamic_shapes else contextlib.nullcontext()
+
     def step(batch: dict[str, torch.Tensor], labels: torch.Tensor) -> None:
-        with autocast:
+        with autocast, kernels():
             loss = F.cross_entropy(head(pooled_output(forward, batch)), labels)
         loss.backward()
         optimizer.step()
@@ -116,7 +123,7 @@ def random_batch(config: BertConfig, batch_size: int, seq_len: int,
 
 
 def compare_models(args: argparse.Namespace, device: torch.device) -> dict:
-    config = bench_config(args.config)
+    config = bench_config(args.config, args.backbone)
     steps = {name: make_train_step(model, config.hidden_size, device, args.compile)
              for name, model in build_models(config, device).items()}
     batch = random_batch(config, args.batch_size, args.seq_len, device)
@@ -142,9 +149,9 @@ def compare_models(args: argparse.Namespace, device: torch.device) -> dict:
     return {"samples_per_s": result, "ratio": ratios["ours"], "ratios": ratios}
 
 
-def real_token_ids(raw_dir: Path, seq_len: int) -> list[list[int]]:
+def real_token_ids(raw_dir: Path, seq_len: int, backbone: str) -> list[list[int]]:
     """Token ids of every SST sentence and Quora pair of the training CSVs, truncated."""
-    tokenizer = load_tokenizer(resolve_backbone("minilm"), seq_len)
+    tokenizer = load_tokenizer(resolve_backbone(backbone), seq_len)
     tokenizer.no_padding()
     rows = []
     for name, columns in RAW_FILES.items():
@@ -170,7 +177,7 @@ def collate(ids: list[list[int]], pad_to: int | None,
 
 def compare_padding(args: argparse.Namespace, device: torch.device) -> dict:
     """Real tokens/s of our model: length-bucketed dynamic padding vs padding to seq_len."""
-    ids = real_token_ids(args.raw_dir, args.seq_len)
+    ids = real_token_ids(args.raw_dir, args.seq_len, args.backbone)
     lengths = np.array([len(row) for row in ids])
     n_batches = args.warmup + args.steps
     plans = {
@@ -178,9 +185,9 @@ def compare_padding(args: argparse.Namespace, device: torch.device) -> dict:
         "padded_to_max": length_bucketed_batches(lengths, args.batch_size, shuffle=True, seed=0,
                                                  bucket_multiplier=1),  # = random batches
     }
-    config = bench_config(args.config)
+    config = bench_config(args.config, args.backbone)
     step = make_train_step(build_models(config, device)["ours"], config.hidden_size, device,
-                           args.compile)
+                           args.compile, dynamic_shapes=not args.cudnn_attention)
     batches = {name: [collate([ids[i] for i in rows], args.seq_len if name == "padded_to_max"
                               else None, device) for rows in plan[:n_batches]]
                for name, plan in plans.items()}
@@ -210,6 +217,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--config", choices=["bert-base", "minilm"], default="minilm")
+    parser.add_argument("--backbone", default="minilm",
+                        help="checkpoint (minilm or a local BERT directory) whose config.json "
+                             "--config minilm uses and whose vocab tokenizes --real-data")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10, help="timed steps per model")
@@ -226,6 +236,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--real-data", action="store_true",
                         help="bucketed vs padded-to-max real tokens/s on data/raw")
     parser.add_argument("--raw-dir", type=Path, default=ROOT / "data" / "raw")
+    parser.add_argument("--cudnn-attention", action="store_true",
+                        help="--real-data: let SDPA pick cuDNN attention (slow on changing "
+                             "shapes; the train stage does not)")
     parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
     return parser.parse_args()
 

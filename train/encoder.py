@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from train.backbone import encode_batch, load_tokenizer, resolve_backbone
 from train.batching import sequential_batches
-from train.bert import BertModel
+from train.bert import BertModel, dynamic_shape_attention
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ class SentenceEncoder:
             index = order[rows]
             batch = encode_batch(self.tokenizer, [texts[i] for i in index])
             batch = {key: value.to(self.device) for key, value in batch.items()}
-            hidden = self.model(**batch)["last_hidden_state"]
+            with dynamic_shape_attention(self.device):
+                hidden = self.model(**batch)["last_hidden_state"]
             pooled = mean_pool(hidden, batch["attention_mask"])
             embeddings[torch.from_numpy(index)] = F.normalize(pooled, dim=-1).float().cpu()
         return embeddings

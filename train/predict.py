@@ -12,6 +12,9 @@ table's order: sst -> class 0-4 (int64), para -> 0/1 (int64), sts -> score in [0
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 import torch
@@ -19,6 +22,7 @@ from tokenizers import Tokenizer
 from tqdm import tqdm
 
 from eval import metrics
+from train.bert import dynamic_shape_attention
 from train.data import encode_rows, is_cross, to_device, token_lengths
 from train.heads import predictions
 from train.model import MultitaskModel
@@ -26,9 +30,13 @@ from train.model import MultitaskModel
 TASK_METRIC = {"sst": "accuracy", "para": "accuracy", "sts": "pearson"}
 
 
-def autocast(device: torch.device) -> torch.autocast:
-    """bf16 autocast on CUDA; a disabled no-op context elsewhere."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+@contextlib.contextmanager
+def autocast(device: torch.device) -> Iterator[None]:
+    """Forward passes on length-bucketed batches: on CUDA bf16 autocast and attention kernels
+    that need no per-shape setup (``dynamic_shape_attention``); a no-op context elsewhere."""
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"), \
+            dynamic_shape_attention(device):
+        yield
 
 
 @torch.inference_mode()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from train.backbone import resolve_backbone
-from train.bert import BertConfig, BertModel, CheckpointError
+from train.bert import BertConfig, BertModel, CheckpointError, dynamic_shape_attention
 
 SMALL = dict(vocab_size=120, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
              intermediate_size=128, max_position_embeddings=40)
@@ -249,3 +249,32 @@ def test_corrupt_weights_file_is_named(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(CheckpointError, match="cannot read model.safetensors"):
         BertModel.from_pretrained(tmp_path)
+
+
+def test_dynamic_shape_attention_skips_cudnn_on_cuda_only():
+    # SDPA's backend switches are process-wide flags: no GPU is needed to check them
+    assert torch.backends.cuda.cudnn_sdp_enabled()
+    with dynamic_shape_attention(torch.device("cpu")):
+        assert torch.backends.cuda.cudnn_sdp_enabled()  # CPU runs are left exactly as they were
+    with dynamic_shape_attention(torch.device("cuda")):
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.backends.cuda.flash_sdp_enabled()
+        assert torch.backends.cuda.mem_efficient_sdp_enabled()
+    assert torch.backends.cuda.cudnn_sdp_enabled()  # restored on exit
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_dynamic_shape_attention_matches_default_kernels_on_cuda():
+    torch.manual_seed(0)
+    config = BertConfig(hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=256)
+    model = BertModel(config).cuda().eval()
+    ids = torch.randint(1000, config.vocab_size, (4, 37), device="cuda")
+    mask = torch.ones_like(ids)
+    mask[1, 20:] = 0
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        default = model(ids, mask)["last_hidden_state"].float()
+        with dynamic_shape_attention(torch.device("cuda")):
+            dynamic = model(ids, mask)["last_hidden_state"].float()
+    assert (default - dynamic).abs().max() < 0.05  # bf16 kernels differ in rounding only
