@@ -29,7 +29,7 @@ from train.data import encode_sentences, is_cross, task_batch, to_device, token_
 from train.model import AuxSettings, MultitaskModel
 from train.params import TrainParams
 from train.pcgrad import pcgrad_backward
-from train.predict import autocast, evaluate_dev
+from train.predict import evaluate_dev, forward_context
 from train.schedule import BatchStream, epoch_plan
 from train.smart import SmartSettings
 
@@ -248,7 +248,7 @@ def _forward_backward(net: nn.Module, model: MultitaskModel, batches: dict, aux:
     # which reduces the per-task gradients itself.
     sync_off = net.no_sync() if ddp and (pcgrad or not update) else contextlib.nullcontext()
     with sync_off:
-        with autocast(next(model.parameters()).device):
+        with forward_context(next(model.parameters()).device):
             losses = net(batches, aux)
         scaled = [weights[name] * loss / params.grad_accum for name, loss in losses.items()]
         if pcgrad:

@@ -31,7 +31,7 @@ TASK_METRIC = {"sst": "accuracy", "para": "accuracy", "sts": "pearson"}
 
 
 @contextlib.contextmanager
-def autocast(device: torch.device) -> Iterator[None]:
+def forward_context(device: torch.device) -> Iterator[None]:
     """Forward passes on length-bucketed batches: on CUDA bf16 autocast and attention kernels
     that need no per-shape setup (``dynamic_shape_attention``); a no-op context elsewhere."""
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"), \
@@ -62,7 +62,7 @@ def predict_task(
     for start in tqdm(starts, desc=f"predict {task}", disable=not progress):
         rows = order[start : start + batch_size]
         inputs = to_device(encode_rows(tokenizer, task, df.iloc[rows], cross), device)
-        with autocast(device):
+        with forward_context(device):
             output, _ = model.task_output(task, inputs)
         result[rows] = predictions(task, output).float().cpu().numpy().astype(dtype)
     model.train(was_training)
