@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from augment.backends import Backend
 from augment.cache import GenerationCache, generation_key
+from augment.consistency import EmbedFn, LabelChecks
+from augment.engine import Backend
 from augment.filters import parse_completion, rule_reason, similarity_reasons, text_key
-from augment.generate import GenerationStats, Job, generate_missing
+from augment.generate import GenerationJob, GenerationStats, generate_missing
 from augment.params import AugmentParams
 from augment.prompts import (
     TaskTemplate,
@@ -32,7 +33,7 @@ from augment.prompts import (
     template_hash,
 )
 from augment.requests import paraphrase_requests, rows_needed, source_order, stable_seed
-from pipeline.tasks import TASKS, class_of
+from minbert.tasks import TASKS, class_of
 
 SimilarityFn = Callable[[Sequence[str], Sequence[str]], np.ndarray]  # cosine per pair
 
@@ -48,7 +49,7 @@ class ClassState:
 
 
 @dataclass
-class TaskResult:
+class TaskAugmentation:
     candidates: pd.DataFrame  # one row per generation used, with status/reason/similarity
     needed: dict[str, int]
     stats: GenerationStats = field(default_factory=GenerationStats)
@@ -87,7 +88,8 @@ def next_requests(task: str, states: dict[str, ClassState], params: AugmentParam
 
 
 def make_jobs(task: str, requests: pd.DataFrame, states: dict[str, ClassState],
-              template: TaskTemplate, backend: Backend, params: AugmentParams) -> list[Job]:
+              template: TaskTemplate, backend: Backend, params: AugmentParams
+              ) -> list[GenerationJob]:
     t_hash = template_hash(template, params.prompts.n_shots)
     jobs = []
     for r in requests.itertuples(index=False):
@@ -100,19 +102,23 @@ def make_jobs(task: str, requests: pd.DataFrame, states: dict[str, ClassState],
                              sampling=params.sampling, seed=params.seed)
         meta = {"task": task, "class": r.cls, "source_id": r.source_id, "side": r.side,
                 "sample": int(r.sample), "prompt_hash": t_hash, "source_text": r.source_text}
-        jobs.append(Job(key, messages, stable_seed(params.seed, m_sha, r.sample), meta))
+        jobs.append(GenerationJob(key, messages, stable_seed(params.seed, m_sha, r.sample), meta))
     return jobs
 
 
-def judge(candidates: pd.DataFrame, real_keys: set[str], accepted_keys: set[str],
-          states: dict[str, ClassState], params: AugmentParams,
-          similarity: SimilarityFn) -> pd.DataFrame:
-    """Parse, filter and accept candidates in order (class, j); updates accepted_keys/states."""
-    parsed = [parse_completion(t) for t in candidates["raw"]]
+def _screen(candidates: pd.DataFrame, real_keys: set[str], params: AugmentParams,
+            similarity: SimilarityFn, checks: LabelChecks | None,
+            ) -> tuple[pd.DataFrame, list[str | None]]:
+    """Parse every candidate and apply the rules that do not depend on acceptance order:
+    form (`rule_reason`), similarity to the source, label consistency (`LabelChecks`).
+    Returns the candidates with their paraphrase and measures, and the reasons so far."""
+    parsed = [parse_completion(t, source=src)
+              for t, src in zip(candidates["raw"], candidates["source_text"], strict=True)]
     paraphrases = [p for p, _ in parsed]
+    questions = checks is not None and checks.spec.is_pair  # the not_question rule
     reasons = [
         rule_reason(p, src, cut=(fin == "length" and not complete), seen=real_keys,
-                    params=params.filters)
+                    params=params.filters, questions=questions)
         for (p, complete), src, fin in zip(parsed, candidates["source_text"],
                                            candidates["finish_reason"], strict=True)
     ]
@@ -121,27 +127,48 @@ def judge(candidates: pd.DataFrame, real_keys: set[str], accepted_keys: set[str]
     if todo:
         sims[todo] = similarity([candidates["source_text"].iat[i] for i in todo],
                                 [paraphrases[i] for i in todo])
-    sim_reasons = similarity_reasons(sims, params.filters)
+    reasons = [r or s for r, s in zip(reasons, similarity_reasons(sims, params.filters),
+                                      strict=True)]
+    shifts = np.full(len(candidates), np.nan)
+    todo = [i for i, r in enumerate(reasons) if r is None]
+    if checks is not None and todo:
+        shifts[todo] = checks.label_shift([candidates["source_id"].iat[i] for i in todo],
+                                          [candidates["side"].iat[i] for i in todo],
+                                          [paraphrases[i] for i in todo])
+        reasons = [r or checks.shift_reason(x) for r, x in zip(reasons, shifts, strict=True)]
+    return candidates.assign(paraphrase=paraphrases, similarity=sims,
+                             label_shift=shifts), reasons
+
+
+def judge(candidates: pd.DataFrame, real_keys: set[str], accepted_keys: set[str],
+          states: dict[str, ClassState], params: AugmentParams, similarity: SimilarityFn,
+          checks: LabelChecks | None = None) -> pd.DataFrame:
+    """Screen, then accept candidates in order (class, j); updates accepted_keys/states/checks.
+    The rules that depend on what was accepted before come last: duplicate, near_duplicate."""
+    screened, reasons = _screen(candidates, real_keys, params, similarity, checks)
     status = []
-    for i, cls in enumerate(candidates["cls"]):
-        key = text_key(paraphrases[i])
+    siblings = np.full(len(screened), np.nan)
+    for i, c in enumerate(screened.itertuples(index=False)):
+        key = text_key(c.paraphrase)
         if reasons[i] is None and key in accepted_keys:
             reasons[i] = "duplicate"
-        elif reasons[i] is None:
-            reasons[i] = sim_reasons[i]
+        if reasons[i] is None and checks is not None:
+            siblings[i] = checks.sibling_similarity(c.source_id, c.side, c.paraphrase)
+            reasons[i] = checks.sibling_reason(siblings[i])
         if reasons[i] is not None:
             status.append("rejected")
-        elif states[cls].accepted >= states[cls].need:
+        elif states[c.cls].accepted >= states[c.cls].need:
             status.append("surplus")
         else:
             status.append("accepted")
-            states[cls].accepted += 1
+            states[c.cls].accepted += 1
             accepted_keys.add(key)
-    return candidates.assign(paraphrase=paraphrases, similarity=sims, reason=reasons,
-                             status=status)
+            if checks is not None:
+                checks.accept(c.source_id, c.side, c.paraphrase)
+    return screened.assign(sibling_similarity=siblings, reason=reasons, status=status)
 
 
-def _candidates(requests: pd.DataFrame, jobs: list[Job], cached: list[bool],
+def _candidates(requests: pd.DataFrame, jobs: list[GenerationJob], cached: list[bool],
                 cache: GenerationCache) -> pd.DataFrame:
     records = [cache.get(j.key) for j in jobs]
     return requests.assign(
@@ -154,10 +181,16 @@ def _candidates(requests: pd.DataFrame, jobs: list[Job], cached: list[bool],
 
 def augment_task(task: str, real: pd.DataFrame, plan_task: dict, params: AugmentParams,
                  template: TaskTemplate, backend: Backend, cache: GenerationCache,
-                 similarity: SimilarityFn) -> TaskResult:
-    """Generate, judge and accept paraphrases for every class of `task`."""
+                 similarity: SimilarityFn, embed: EmbedFn | None = None) -> TaskAugmentation:
+    """Generate, judge and accept paraphrases for every class of `task`. The label rules
+    (`augment.consistency`) run when `filters.label_consistency` is on; they need `embed`."""
     states = class_states(task, real, plan_task, params)
-    result = TaskResult(pd.DataFrame(), {c: s.need for c, s in states.items()})
+    checks = None
+    if params.filters.label_consistency and sum(s.need for s in states.values()) > 0:
+        if embed is None:
+            raise ValueError("filters.label_consistency needs an embedding function")
+        checks = LabelChecks(task, real, embed, params.filters, params.seed)
+    result = TaskAugmentation(pd.DataFrame(), {c: s.need for c, s in states.items()})
     real_keys = {text_key(t) for col in TASKS[task].text_columns for t in real[col]}
     accepted_keys: set[str] = set()
     rounds = []
@@ -170,7 +203,8 @@ def augment_task(task: str, real: pd.DataFrame, plan_task: dict, params: Augment
         result.stats.add(generate_missing(jobs, backend, cache, params.sampling,
                                           desc=f"{task} round {round_no + 1}"))
         candidates = _candidates(requests, jobs, cached, cache).assign(round=round_no + 1)
-        rounds.append(judge(candidates, real_keys, accepted_keys, states, params, similarity))
+        rounds.append(judge(candidates, real_keys, accepted_keys, states, params, similarity,
+                            checks))
     if rounds:
         result.candidates = pd.concat(rounds, ignore_index=True)
     return result

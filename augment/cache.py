@@ -1,16 +1,26 @@
-"""Content-addressed generation cache that survives `kill -9` at any point.
+"""Content-addressed generation cache, shared by every run on a machine, safe under `kill -9`.
 
 Every completion is stored under a key that hashes everything that determines it:
 
     key = sha256(backend, model, prompt template hash, exact chat messages (which contain the
                  source text and the few-shot examples), sample index, sampling params, seed)
 
-Storage: `data/cache/generations/*.jsonl`, one JSON record per line. Each process appends to
-its own new shard file, and every batch is flushed and fsync'ed before the next one starts, so
-a killed run loses at most the batch in flight and never corrupts older records; a torn last
-line (killed mid-write) is skipped when reading. Records are never rewritten, so a shard that
-is complete never changes again. The first record of a key wins; the cache is a DVC output
-with `persist: true` (kept between runs) and `cache: false`.
+Where it lives (`resolve_cache_dir`): `$BALANCED_MINBERT_GENERATION_CACHE` when set (an
+absolute path), else `$XDG_CACHE_HOME/balanced-minbert/generations`, else
+`~/.cache/balanced-minbert/generations`. The default is outside the workspace on purpose:
+`dvc exp run --queue` / `--temp` run every experiment in a temporary copy of the project, and a
+workspace directory would be a different, empty one in each copy. A per-user directory is the
+same for the workspace loop, the queue workers and `--temp` runs. It is not a param: a
+completion is a pure function of its key, so where the memo is kept cannot change what the
+stage produces, and a path in params.yaml would rerun the stage when only the memo moved.
+
+Storage: `<dir>/*.jsonl`, one JSON record per line. Each writer (one `GenerationCache`, i.e.
+one stage process) appends to its own new shard, named with time, pid and a random suffix, so
+concurrent experiments never write to the same file; every batch is flushed and fsync'ed before
+the next one starts, so a killed run loses at most the batch in flight and never corrupts older
+records; a torn last line (killed mid-write) is skipped when reading. Records are never
+rewritten, so a finished shard never changes again (safe to sync to object storage in both
+directions). When two shards hold a key, the oldest shard wins.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 
@@ -29,7 +39,42 @@ from augment.params import SamplingParams
 
 log = logging.getLogger(__name__)
 
-CACHE_DIR = Path("data/cache/generations")
+CACHE_ENV = "BALANCED_MINBERT_GENERATION_CACHE"
+APP_DIR = Path("balanced-minbert") / "generations"
+LEGACY_DIR = Path("data/cache/generations")  # the workspace location of earlier versions
+
+
+class CacheLocationError(ValueError):
+    """The configured cache location cannot be used."""
+
+
+def resolve_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """$BALANCED_MINBERT_GENERATION_CACHE, else $XDG_CACHE_HOME/..., else ~/.cache/...."""
+    environ = os.environ if environ is None else environ
+    configured = environ.get(CACHE_ENV, "").strip()
+    if configured:
+        path = Path(configured).expanduser()
+        if not path.is_absolute():  # a queued run's working directory is a temporary copy
+            raise CacheLocationError(f"{CACHE_ENV}={configured!r} must be an absolute path "
+                                     "(experiments run in temporary copies of the project)")
+        return path
+    xdg = environ.get("XDG_CACHE_HOME", "").strip()
+    if xdg and Path(xdg).is_absolute():  # the XDG spec ignores relative values
+        return Path(xdg) / APP_DIR
+    home = environ.get("HOME", "").strip()
+    return (Path(home) if home else Path.home()) / ".cache" / APP_DIR
+
+
+def legacy_hint(cache_dir: Path, workspace: Path = Path(".")) -> str | None:
+    """A one-line move command when completions sit in the old workspace location."""
+    old = workspace / LEGACY_DIR
+    if not old.is_dir() or old.resolve() == cache_dir.resolve():
+        return None
+    shards = list(old.glob("*.jsonl"))
+    if not shards:
+        return None
+    return (f"{len(shards)} cache shard(s) in the old location {old}: move them to the shared "
+            f"cache with `mkdir -p {cache_dir} && mv {old}/*.jsonl {cache_dir}/`")
 
 
 def generation_key(*, backend: str, model: str, template_hash: str, messages_sha: str,
@@ -44,19 +89,21 @@ def generation_key(*, backend: str, model: str, template_hash: str, messages_sha
 
 
 class GenerationCache:
-    """Read all shards once; append new records to this process's own shard."""
+    """Read all shards once; append new records to this writer's own shard."""
 
-    def __init__(self, directory: str | Path = CACHE_DIR):
+    def __init__(self, directory: str | Path):
         self.directory = Path(directory)
         self.records: dict[str, dict] = {}
         self.torn_lines = 0
+        self.shards_read = 0
         self._shard: Path | None = None
         self._load()
 
     def _load(self) -> None:
         if not self.directory.is_dir():
             return
-        for shard in sorted(self.directory.glob("*.jsonl")):
+        for shard in sorted(self.directory.glob("*.jsonl")):  # names start with a UTC time
+            self.shards_read += 1
             with shard.open("rb") as f:
                 for raw in f:
                     try:
@@ -66,8 +113,8 @@ class GenerationCache:
                         continue
                     self.records.setdefault(record["key"], record)
         if self.torn_lines:
-            log.warning("generation cache: skipped %d torn line(s) left by an interrupted run",
-                        self.torn_lines)
+            log.warning("generation cache: skipped %d torn line(s) (left by an interrupted run, "
+                        "or being written by a concurrent one)", self.torn_lines)
 
     def __contains__(self, key: str) -> bool:
         return key in self.records
@@ -88,10 +135,15 @@ class GenerationCache:
             stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
             self._shard = self.directory / f"{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in fresh).encode()
-        with self._shard.open("ab") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        # O_APPEND on a file no other writer opens: whole lines, never interleaved
+        fd = os.open(self._shard, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            view = memoryview(data)
+            while view:  # os.write may write less than asked (large batches, signals)
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         for r in fresh:
             self.records[r["key"]] = r
         return len(fresh)

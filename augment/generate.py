@@ -14,15 +14,15 @@ from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
-from augment.backends import Backend, GenerationRequest, Messages
 from augment.cache import GenerationCache
+from augment.engine import Backend, GenerationRequest, Messages
 from augment.params import SamplingParams
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Job:
+class GenerationJob:
     """One completion to obtain: sample `seed` of the chat `messages`, stored under `key`."""
 
     key: str
@@ -52,25 +52,27 @@ class GenerationStats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def group_requests(jobs: Sequence[Job]) -> tuple[list[GenerationRequest], list[Job]]:
+def group_requests(
+    jobs: Sequence[GenerationJob],
+) -> tuple[list[GenerationRequest], list[GenerationJob]]:
     """Jobs with the same messages become one request with several seeds (n completions).
 
     Returns the requests and the jobs reordered to match `flatten(requests)`; first-seen order
     is kept, so jobs of one class stay together and share their prompt prefix."""
-    groups: dict[Messages, list[Job]] = {}
+    groups: dict[Messages, list[GenerationJob]] = {}
     for job in jobs:
         groups.setdefault(job.messages, []).append(job)
     requests = [GenerationRequest(m, tuple(j.seed for j in g)) for m, g in groups.items()]
     return requests, [j for g in groups.values() for j in g]
 
 
-def _record(job: Job, backend: Backend, completion) -> dict:
+def _record(job: GenerationJob, backend: Backend, completion) -> dict:
     return {"key": job.key, "backend": backend.name, "model": backend.model, "seed": job.seed,
             **job.meta, "text": completion.text, "n_tokens": completion.n_tokens,
             "finish_reason": completion.finish_reason}
 
 
-def generate_missing(jobs: Sequence[Job], backend: Backend, cache: GenerationCache,
+def generate_missing(jobs: Sequence[GenerationJob], backend: Backend, cache: GenerationCache,
                      sampling: SamplingParams, desc: str) -> GenerationStats:
     """Make sure every job has a cached completion; returns what was reused and generated."""
     unique = list({j.key: j for j in jobs}.values())

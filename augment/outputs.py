@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from augment.augmenter import TaskResult
+from augment.augmenter import TaskAugmentation
 from augment.filters import REASONS
 from augment.generate import GenerationStats
-from pipeline.tasks import TASKS, class_of
+from minbert.tasks import PROVENANCE_COLUMNS, TASKS, class_of
 
-PROVENANCE_COLUMNS = ["origin", "source_id", "generator", "prompt_hash", "seed", "similarity"]
 REJECTED_COLUMNS = ["task", "class", "round", "j", "source_id", "side", "sample", "source_text",
-                    "raw", "paraphrase", "reason", "similarity", "key"]
+                    "raw", "paraphrase", "reason", "similarity", "label_shift",
+                    "sibling_similarity", "key"]
 
 
 def synthetic_rows(task: str, real: pd.DataFrame, accepted: pd.DataFrame,
@@ -38,7 +38,7 @@ def synthetic_rows(task: str, real: pd.DataFrame, accepted: pd.DataFrame,
     return pd.DataFrame(rows, columns=[*spec.columns(), *PROVENANCE_COLUMNS])
 
 
-def training_table(task: str, real: pd.DataFrame, result: TaskResult,
+def training_table(task: str, real: pd.DataFrame, result: TaskAugmentation,
                    generator: str) -> pd.DataFrame:
     """Real rows (their own provenance) followed by the accepted synthetic rows."""
     spec = TASKS[task]
@@ -80,7 +80,7 @@ def class_summary(cls: str, plan_class: dict, need: int, candidates: pd.DataFram
     }
 
 
-def task_summary(task: str, plan_task: dict, result: TaskResult, table: pd.DataFrame) -> dict:
+def task_summary(task: str, plan_task: dict, result: TaskAugmentation, table: pd.DataFrame) -> dict:
     stats: GenerationStats = result.stats
     classes = {cls: class_summary(cls, plan_task["classes"][cls], need, result.candidates)
                for cls, need in result.needed.items()}
@@ -112,7 +112,7 @@ def class_examples(candidates: pd.DataFrame, cls: str, n: int) -> dict:
     mine = candidates[candidates["cls"] == cls]
     accepted = [
         {"source": r.source_text, "paraphrase": r.paraphrase, "side": r.side,
-         "similarity": round(float(r.similarity), 4)}
+         "similarity": _rounded(r.similarity), "label_shift": _rounded(r.label_shift)}
         for r in mine[mine["status"] == "accepted"].head(n).itertuples()
     ]
     rejected = mine[mine["status"] == "rejected"]
@@ -122,10 +122,16 @@ def class_examples(candidates: pd.DataFrame, cls: str, n: int) -> dict:
         picked += [g.iloc[i] for g in by_reason if i < len(g)]
     return {"accepted": accepted, "rejected": [
         {"source": r["source_text"], "completion": r["raw"][:300], "paraphrase": r["paraphrase"],
-         "side": r["side"], "reason": r["reason"],
-         "similarity": None if pd.isna(r["similarity"]) else round(float(r["similarity"]), 4)}
+         "side": r["side"], "reason": r["reason"], "similarity": _rounded(r["similarity"]),
+         "label_shift": _rounded(r["label_shift"]),
+         "sibling_similarity": _rounded(r["sibling_similarity"])}
         for r in picked[:n]
     ]}
+
+
+def _rounded(x) -> float | None:
+    """4 decimals; None for a value that was not measured (NaN)."""
+    return None if pd.isna(x) else round(float(x), 4)
 
 
 def rejected_table(task: str, candidates: pd.DataFrame) -> pd.DataFrame:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pipeline.params import load_section
+from minbert.params import load_section
 
-BackendName = Literal["llamacpp", "transformers", "vllm", "auto"]
+BackendName = Literal["llamacpp", "transformers", "vllm", "openai", "auto"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,12 @@ class FilterParams:
     max_length_ratio: float
     min_similarity: float  # cosine under the backbone encoder: below = meaning lost
     max_similarity: float  # above = a near copy
+    label_consistency: bool  # not_question, label_flip, score_drift, near_duplicate on/off
+    max_label_drop: float  # label_flip: probe's label distance grew by more = rejected
+    max_score_drift: float  # score_drift: |cos(s1', s2) - cos(s1, s2)| above = rejected
+    max_sibling_similarity: float  # near_duplicate: cosine to an accepted sibling above = rejected
+    probe_folds: int  # cross-fitting folds of the label probe
+    probe_c: float  # inverse L2 strength of the probe's logistic regression
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class LlamaCppParams:
     n_ctx: int  # KV cache cells shared by all sequences
     n_batch: int  # most tokens per llama_decode call
     stop_at_line_end: bool  # stop at the line break after the first content line
+    extra_buffers: bool  # llama.cpp weight repacking (use_extra_bufts); crashes on AMX CPUs
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,18 @@ class VllmParams:
 
 
 @dataclass(frozen=True)
+class OpenAIParams:
+    base_url: str  # OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (no credentials)
+    model: str  # model name the server serves; names the rows' generator and keys the cache
+    api_key_env: str | None  # NAME of the environment variable holding the key; None = no key
+    max_in_flight: int  # requests sent to the server at once
+    chunk_size: int  # completions per cache write
+    timeout_s: float  # seconds one request may take
+    max_retries: int  # retries (exponential backoff) on connection errors, 408/429/5xx
+    stop: tuple[str, ...]  # extra stop strings sent with each request
+
+
+@dataclass(frozen=True)
 class AugmentParams:
     ratio: float
     seed: int
@@ -85,6 +104,7 @@ class AugmentParams:
     llamacpp: LlamaCppParams
     transformers: TransformersParams
     vllm: VllmParams
+    openai: OpenAIParams
 
 
 def load_params(path: str = "params.yaml") -> AugmentParams:

@@ -1,13 +1,11 @@
 """Few-shot, label-aware chat prompts for paraphrasing one sentence.
 
-The templates live in `augment/templates.yaml` (one block per task). A prompt is
+The templates live in `augment/templates.yaml`, one block per task with the keys
+`TEMPLATE_KEYS`. A prompt is
 
-    system: <system>
-    user:   <examples_header>            e.g. "Here are some very negative sentences ..."
-            - <real example 1 of the class>
-            ...
-            <instruction>                e.g. "Rewrite the next sentence ... very negative ..."
-            <source_line>                "Sentence: <the source sentence>"
+    system: <system>                     {label} = labels[class], {examples} = the few-shot lines
+    user:   <user>                       ends with {text}, the source sentence
+    (each few-shot line is <example_line> with {text} = a real row of the same class)
 
 so every prompt of a class starts with the same tokens and ends with its source sentence:
 the engines (llama.cpp prefix reuse, vLLM prefix caching) decode the shared part once.
@@ -23,8 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from augment.backends import Messages
-from pipeline.text import match_key
+from augment.engine import Messages
+from minbert.text import match_key
 
 TEMPLATE_KEYS = ("system", "user", "example_line", "labels")
 

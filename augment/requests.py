@@ -19,7 +19,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from pipeline.tasks import TASKS
+from minbert.tasks import TASKS
 
 REQUEST_COLUMNS = ["j", "source_id", "sample", "side", "source_text", "label"]
 

@@ -8,8 +8,11 @@ Outputs: data/augmented/<task>/train.parquet  real + accepted synthetic rows, wi
          data/augmented/summary.json          acceptance funnel per task and class, speed, params
          data/augmented/examples.json         accepted and rejected paraphrases per class
          data/augmented/rejected.parquet      every rejected paraphrase with its reason
-         data/augmented/metrics.json          synthetic rows and filter pass rate per task (DVC)
-Cache:   data/cache/generations/*.jsonl       every completion ever generated (persistent)
+         data/augmented/metrics.json          synthetic rows, filter pass rate and diversity
+                                              (distinct-2, mean pairwise cosine) per task (DVC)
+Cache:   <generation cache>/*.jsonl           every completion ever generated, shared by every
+         run and experiment on the machine (augment/cache.py: $BALANCED_MINBERT_GENERATION_CACHE,
+         default ~/.cache/balanced-minbert/generations); not a DVC output
 """
 
 from __future__ import annotations
@@ -21,11 +24,15 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from augment.augmenter import SimilarityFn, augment_task
-from augment.backends import BackendError, create_backend
-from augment.cache import CACHE_DIR, GenerationCache
+from augment.backends import create_backend
+from augment.cache import CacheLocationError, GenerationCache, legacy_hint, resolve_cache_dir
+from augment.consistency import EmbedFn
+from augment.diversity import diversity
+from augment.engine import BackendError
 from augment.outputs import (
     class_examples,
     rejected_table,
@@ -35,13 +42,15 @@ from augment.outputs import (
 from augment.params import AugmentParams, EncoderParams, load_params
 from augment.prompts import TemplateError, load_templates
 from augment.requests import PlanError
-from pipeline.params import ParamsError
-from pipeline.tasks import TASKS
+from minbert.outputs import OutputError, StageOutputs
+from minbert.params import ParamsError
+from minbert.paths import AUGMENTED_DIR, BALANCED_DIR
+from minbert.tasks import TASKS
 
 log = logging.getLogger(__name__)
 
-BALANCED_DIR = Path("data/balanced")
-OUT_DIR = Path("data/augmented")
+OUT_DIR = AUGMENTED_DIR
+REAL_REFERENCE_TEXTS = 2000  # real texts per task in the diversity reference
 
 
 def read_balanced(balanced_dir: Path) -> tuple[dict, dict[str, pd.DataFrame]]:
@@ -60,19 +69,41 @@ def read_balanced(balanced_dir: Path) -> tuple[dict, dict[str, pd.DataFrame]]:
     return plan, tables
 
 
+class CachedEncoder:
+    """The backbone sentence encoder, loaded on first use, remembering every text's embedding
+    (the filters meet the same source texts again in every round)."""
+
+    def __init__(self, params: EncoderParams):
+        self.params = params
+        self.encoder = None
+        self.vectors: dict[str, np.ndarray] = {}
+
+    def embed(self, texts) -> np.ndarray:
+        """(N,) texts -> (N, H) unit vectors."""
+        texts = list(texts)
+        new = list(dict.fromkeys(t for t in texts if t not in self.vectors))
+        if new:
+            if self.encoder is None:
+                from minbert.encoder import SentenceEncoder
+
+                self.encoder = SentenceEncoder(backbone=self.params.backbone,
+                                               batch_size=self.params.batch_size)
+            self.vectors.update(zip(new, self.encoder.encode(new).numpy(), strict=True))
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([self.vectors[t] for t in texts])
+
+    def similarity(self, a, b) -> np.ndarray:
+        """(N,) cosine similarity of each pair (a[i], b[i])."""
+        a, b = list(a), list(b)
+        if len(a) != len(b):
+            raise ValueError(f"{len(a)} first texts but {len(b)} second texts")
+        return np.sum(self.embed(a) * self.embed(b), axis=1) if a else np.zeros(0)
+
+
 def encoder_similarity(params: EncoderParams) -> SimilarityFn:
     """Cosine similarity under the backbone encoder, loaded on first use only."""
-    encoder = None
-
-    def similarity(a, b):
-        nonlocal encoder
-        if encoder is None:
-            from train.encoder import SentenceEncoder
-
-            encoder = SentenceEncoder(backbone=params.backbone, batch_size=params.batch_size)
-        return encoder.cosine(list(a), list(b))
-
-    return similarity
+    return CachedEncoder(params).similarity
 
 
 def _write_atomic(path: Path, write) -> None:
@@ -88,50 +119,92 @@ def _write_json(path: Path, data: dict) -> None:
                                                + "\n", encoding="utf-8"))
 
 
+def open_cache(cache_dir: Path | None) -> GenerationCache:
+    """The shared generation cache (resolved from the environment when not given)."""
+    cache_dir = resolve_cache_dir() if cache_dir is None else cache_dir
+    hint = legacy_hint(cache_dir)
+    if hint:
+        log.warning("%s", hint)
+    cache = GenerationCache(cache_dir)
+    log.info("generation cache: %d completions in %d shard(s) in %s", len(cache),
+             cache.shards_read, cache_dir)
+    return cache
+
+
 def run(params: AugmentParams, *, balanced_dir: Path = BALANCED_DIR, out_dir: Path = OUT_DIR,
-        cache_dir: Path = CACHE_DIR, backend=None, similarity: SimilarityFn | None = None) -> dict:
-    """Augment every task; write the outputs under out_dir; return the summary."""
+        cache_dir: Path | None = None, backend=None,
+        similarity: SimilarityFn | None = None, embed: EmbedFn | None = None) -> dict:
+    """Augment every task; write the outputs under out_dir; return the summary.
+    `similarity` and `embed` default to the backbone encoder (`augment.encoder`)."""
     plan, tables = read_balanced(balanced_dir)
     templates = load_templates(params.prompts.template_file)
     backend = backend or create_backend(params)
     generator = f"{backend.name}:{backend.model}"
     log.info("augment: ratio %g, backend %s, model %s, seed %d", params.ratio, backend.name,
              backend.model, params.seed)
-    cache_dir.mkdir(parents=True, exist_ok=True)  # a DVC output even before the first row
-    cache = GenerationCache(cache_dir)
-    log.info("generation cache: %d completions in %s", len(cache), cache_dir)
-    similarity = similarity or encoder_similarity(params.encoder)
+    cache = open_cache(cache_dir)
+    encoder = CachedEncoder(params.encoder)
+    similarity, embed = similarity or encoder.similarity, embed or encoder.embed
     summary = {"ratio": params.ratio, "backend": backend.name, "model": backend.model,
                "generator": generator, "seed": params.seed, "params": asdict(params), "tasks": {}}
-    examples, rejected = {}, []
+    examples, rejected, training = {}, [], {}
     for task in TASKS:
         if task not in templates:
             raise TemplateError(f"{params.prompts.template_file}: no template for task '{task}'")
         result = augment_task(task, tables[task], plan[task], params, templates[task], backend,
-                              cache, similarity)
+                              cache, similarity, embed)
         table = training_table(task, tables[task], result, generator)
-        _write_atomic(out_dir / task / "train.parquet", lambda p, t=table: t.to_parquet(p))
+        training[task] = table
         summary["tasks"][task] = task_summary(task, plan[task], result, table)
+        summary["tasks"][task]["diversity"] = task_diversity(task, table, embed)
         examples[task] = {cls: class_examples(result.candidates, cls, params.examples_per_class)
                           for cls in result.needed}
         rejected.append(rejected_table(task, result.candidates))
         _log_task(task, summary["tasks"][task])
     rejected_all = pd.concat(rejected, ignore_index=True)
-    _write_atomic(out_dir / "rejected.parquet", lambda p: rejected_all.to_parquet(p))
-    _write_json(out_dir / "examples.json", examples)
-    _write_json(out_dir / "summary.json", summary)
-    _write_json(out_dir / "metrics.json", metrics(summary))
+    with StageOutputs() as outputs:  # all outputs replace the previous ones, or none does
+        staging = outputs.stage(out_dir)
+        for task, table in training.items():
+            _write_atomic(staging / task / "train.parquet", lambda p, t=table: t.to_parquet(p))
+        _write_atomic(staging / "rejected.parquet", lambda p: rejected_all.to_parquet(p))
+        _write_json(staging / "examples.json", examples)
+        _write_json(staging / "summary.json", summary)
+        _write_json(staging / "metrics.json", metrics(summary))
     _log_cache(summary)
     return summary
 
 
+def task_diversity(task: str, table: pd.DataFrame, embed: EmbedFn) -> dict:
+    """Diversity (augment.diversity) of the paraphrased texts of the synthetic rows and, for
+    reference, of the first REAL_REFERENCE_TEXTS real texts; nothing when no row is synthetic."""
+    synthetic = table[table["origin"] == "synthetic"]
+    if synthetic.empty:
+        return {"synthetic": None, "real": None}
+    real = table[table["origin"] == "real"]
+    by_id = real.set_index("id")
+    columns = TASKS[task].text_columns
+    # the paraphrased side is the one that differs from the source row
+    texts = [next((row[c] for c in columns if row[c] != by_id.at[row["source_id"], c]),
+                  row[columns[0]]) for _, row in synthetic.iterrows()]
+    real_texts = [t for c in columns for t in real[c]][:REAL_REFERENCE_TEXTS]
+    return {"synthetic": diversity(texts, embed), "real": diversity(real_texts, embed)}
+
+
 def metrics(summary: dict) -> dict:
     """Small, deterministic numbers for `dvc metrics show` / `dvc exp show`."""
-    return {task: {"synthetic_rows": t["accepted"], "requested": t["requested"],
-                   "generated": t["generated"], "rows": t["rows"],
-                   "pass_rate": round(1 - t["rejected"] / t["generated"], 4)
-                   if t["generated"] else None}
-            for task, t in summary["tasks"].items()}
+    out = {}
+    for task, t in summary["tasks"].items():
+        synthetic = (t.get("diversity") or {}).get("synthetic") or {}
+        real = (t.get("diversity") or {}).get("real") or {}
+        out[task] = {"synthetic_rows": t["accepted"], "requested": t["requested"],
+                     "generated": t["generated"], "rows": t["rows"],
+                     "pass_rate": round(1 - t["rejected"] / t["generated"], 4)
+                     if t["generated"] else None,
+                     "distinct_2": synthetic.get("distinct_2"),
+                     "mean_pairwise_cosine": synthetic.get("mean_pairwise_cosine"),
+                     "real_distinct_2": real.get("distinct_2"),
+                     "real_mean_pairwise_cosine": real.get("mean_pairwise_cosine")}
+    return out
 
 
 def _log_task(task: str, t: dict) -> None:
@@ -163,7 +236,8 @@ def main() -> None:
                         "%(message)s", datefmt="%H:%M:%S")
     try:
         run(load_params())
-    except (ParamsError, PlanError, TemplateError, BackendError) as e:
+    except (ParamsError, PlanError, TemplateError, BackendError, CacheLocationError,
+            OutputError) as e:
         log.error("%s", e)
         sys.exit(1)
 

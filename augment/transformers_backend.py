@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from augment.backends import (
+from augment.engine import (
     BackendError,
     Completion,
     GenerationRequest,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Sequence
 
-from augment.backends import (
+from augment.engine import (
     BackendError,
     Completion,
     GenerationRequest,

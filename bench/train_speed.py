@@ -9,6 +9,10 @@ for each and the ours/HF ratio.
     python -m bench.train_speed --device cpu --config minilm --batch-size 16 --steps 10
     python -m bench.train_speed --device cuda --config bert-base --batch-size 256 --steps 30
     python -m bench.train_speed --device cuda --config bert-base --batch-size 256 --compile
+    python -m bench.train_speed --device cuda --config mpnet --batch-size 256 --steps 30
+
+``--config mpnet`` is all-mpnet-base-v2 (the ``mpnet`` extra); its reference is transformers'
+``MPNetModel``, which has only eager attention (no SDPA), so the ratio also measures that.
 
 On CUDA it also times our model with ``residual_dtype="float32"`` (add + LayerNorm in fp32, as
 autocast runs them for transformers) next to the default bf16 residual stream.
@@ -32,14 +36,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from train.backbone import load_tokenizer, resolve_backbone
-from train.batching import length_bucketed_batches, padded_tokens
-from train.bert import BertConfig, BertModel, dynamic_shape_attention
+from minbert.backbone import load_tokenizer, resolve_backbone
+from minbert.batching import length_bucketed_batches, padded_tokens
+from minbert.bert import BertConfig, BertModel, dynamic_shape_attention
 
 log = logging.getLogger("bench.train_speed")
 ROOT = Path(__file__).resolve().parents[1]
 RAW_FILES = {"ids-sst-train.csv": ("sentence",), "quora-train.csv": ("sentence1", "sentence2")}
 NUM_CLASSES = 5
+
+
+# --config -> the checkpoint whose config.json (and vocab, for --real-data) it uses by default
+CONFIG_BACKBONES = {"bert-base": "minilm", "minilm": "minilm", "mpnet": "mpnet"}
 
 
 def bench_config(name: str, backbone: str) -> BertConfig:
@@ -48,18 +56,27 @@ def bench_config(name: str, backbone: str) -> BertConfig:
     return BertConfig.from_json(resolve_backbone(backbone) / "config.json")
 
 
-def build_models(config: BertConfig, device: torch.device) -> dict[str, torch.nn.Module]:
-    """Our model(s) and transformers' (SDPA), all with identical weights."""
+def reference_model(config: BertConfig) -> torch.nn.Module:
+    """transformers' model of the same architecture: BertModel (SDPA) or MPNetModel (eager)."""
     import transformers
 
+    if config.is_mpnet:
+        return transformers.MPNetModel(transformers.MPNetConfig(**config.to_dict()))
+    hf_config = transformers.BertConfig(**config.to_dict(), attn_implementation="sdpa")
+    return transformers.BertModel(hf_config)
+
+
+def build_models(config: BertConfig, device: torch.device) -> dict[str, torch.nn.Module]:
+    """Our model(s) and transformers', all with identical weights."""
     torch.manual_seed(0)
     models = {"ours": BertModel(config)}
     if device.type == "cuda":  # the residual dtype only matters under autocast
         models["ours_fp32_residual"] = BertModel(config, residual_dtype="float32")
         models["ours_fp32_residual"].load_state_dict(models["ours"].state_dict())
-    hf_config = transformers.BertConfig(**config.to_dict(), attn_implementation="sdpa")
-    models["hf"] = transformers.BertModel(hf_config)
-    models["hf"].load_state_dict(models["ours"].state_dict())  # strict: same names and shapes
+    models["hf"] = reference_model(config)
+    missing, unexpected = models["hf"].load_state_dict(models["ours"].state_dict(), strict=False)
+    if unexpected or set(missing) - {"embeddings.position_ids"}:  # same names and shapes
+        raise RuntimeError(f"weights do not transfer: missing {missing}, unexpected {unexpected}")
     return {name: model.to(device).train() for name, model in models.items()}
 
 
@@ -67,6 +84,8 @@ def pooled_output(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tor
     if isinstance(model, BertModel):
         return model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])[
             "pooler_output"]
+    if "mpnet" in type(model).__name__.lower():  # MPNetModel takes no token types
+        batch = {key: value for key, value in batch.items() if key != "token_type_ids"}
     return model(**batch)["pooler_output"]  # a ModelOutput, or a plain dict once compiled
 
 
@@ -149,9 +168,11 @@ def compare_models(args: argparse.Namespace, device: torch.device) -> dict:
     return {"samples_per_s": result, "ratio": ratios["ours"], "ratios": ratios}
 
 
-def real_token_ids(raw_dir: Path, seq_len: int, backbone: str) -> list[list[int]]:
-    """Token ids of every SST sentence and Quora pair of the training CSVs, truncated."""
+def real_token_ids(raw_dir: Path, seq_len: int, backbone: str) -> tuple[list[list[int]], int]:
+    """Token ids of every SST sentence and Quora pair of the training CSVs, truncated, and the
+    padding id of the tokenizer."""
     tokenizer = load_tokenizer(resolve_backbone(backbone), seq_len)
+    pad_id = tokenizer.padding["pad_id"]
     tokenizer.no_padding()
     rows = []
     for name, columns in RAW_FILES.items():
@@ -160,16 +181,18 @@ def real_token_ids(raw_dir: Path, seq_len: int, backbone: str) -> list[list[int]
                 rows.append(tuple(row[column] for column in columns))
     singles = tokenizer.encode_batch([row[0] for row in rows if len(row) == 1])
     pairs = tokenizer.encode_batch([row for row in rows if len(row) == 2])
-    return [encoding.ids for encoding in singles + pairs]
+    return [encoding.ids for encoding in singles + pairs], pad_id
 
 
-def collate(ids: list[list[int]], pad_to: int | None,
-            device: torch.device) -> tuple[dict, torch.Tensor]:
+def collate(ids: list[list[int]], pad_to: int | None, device: torch.device,
+            pad_id: int = 0) -> tuple[dict, torch.Tensor]:
     width = pad_to or max(map(len, ids))
-    input_ids = torch.zeros(len(ids), width, dtype=torch.long)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
     for row, tokens in enumerate(ids):
         input_ids[row, :len(tokens)] = torch.tensor(tokens)
-    batch = {"input_ids": input_ids, "attention_mask": (input_ids != 0).long(),
+        attention_mask[row, :len(tokens)] = 1
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask,
              "token_type_ids": torch.zeros_like(input_ids)}
     batch = {key: value.to(device) for key, value in batch.items()}
     return batch, torch.zeros(len(ids), dtype=torch.long, device=device)
@@ -177,7 +200,7 @@ def collate(ids: list[list[int]], pad_to: int | None,
 
 def compare_padding(args: argparse.Namespace, device: torch.device) -> dict:
     """Real tokens/s of our model: length-bucketed dynamic padding vs padding to seq_len."""
-    ids = real_token_ids(args.raw_dir, args.seq_len, args.backbone)
+    ids, pad_id = real_token_ids(args.raw_dir, args.seq_len, args.backbone)
     lengths = np.array([len(row) for row in ids])
     n_batches = args.warmup + args.steps
     plans = {
@@ -189,7 +212,7 @@ def compare_padding(args: argparse.Namespace, device: torch.device) -> dict:
     step = make_train_step(build_models(config, device)["ours"], config.hidden_size, device,
                            args.compile, dynamic_shapes=not args.cudnn_attention)
     batches = {name: [collate([ids[i] for i in rows], args.seq_len if name == "padded_to_max"
-                              else None, device) for rows in plan[:n_batches]]
+                              else None, device, pad_id) for rows in plan[:n_batches]]
                for name, plan in plans.items()}
     for name in plans:
         timed(step, batches[name][:args.warmup], device)
@@ -216,10 +239,11 @@ def compare_padding(args: argparse.Namespace, device: torch.device) -> dict:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--config", choices=["bert-base", "minilm"], default="minilm")
-    parser.add_argument("--backbone", default="minilm",
-                        help="checkpoint (minilm or a local BERT directory) whose config.json "
-                             "--config minilm uses and whose vocab tokenizes --real-data")
+    parser.add_argument("--config", choices=sorted(CONFIG_BACKBONES), default="minilm")
+    parser.add_argument("--backbone", default=None,
+                        help="checkpoint (minilm, mpnet or a local BERT/MPNet directory) whose "
+                             "config.json --config minilm/mpnet uses and whose vocab tokenizes "
+                             "--real-data (default: minilm, or mpnet for --config mpnet)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10, help="timed steps per model")
@@ -246,6 +270,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = parse_args()
+    args.backbone = args.backbone or CONFIG_BACKBONES[args.config]
     device = torch.device(args.device)
     if device.type == "cuda" and args.clock != "wall":
         raise SystemExit("--clock process measures CPU time: use --clock wall on cuda")

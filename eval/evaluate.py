@@ -5,8 +5,8 @@
 Inputs:  models/multitask/                    the trained model (stage `train`)
          data/clean/<task>/{dev,test}.parquet  clean dev (labeled) and test (unlabeled) splits
 Outputs: reports/eval/metrics.json   headline dev metrics (what `dvc exp show` lists):
-             overall = (sst_acc + para_acc + (sts_pearson + 1) / 2) / 3, sst_acc,
-             sst_macro_f1, para_acc, para_f1, sts_pearson, sts_spearman, sts_mse, sts_mae
+             overall = (sst_accuracy + para_accuracy + (sts_pearson + 1) / 2) / 3, sst_accuracy,
+             sst_macro_f1, para_accuracy, para_f1, sts_pearson, sts_spearman, sts_mse, sts_mae
          reports/eval/per_class.json  per-class precision / recall / F1 / support and the
              confusion matrix of SST and Quora
          reports/eval/plots/{sst,para}_confusion.csv  (actual, predicted) rows: DVC confusion plots
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,18 +27,18 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from eval import metrics
-from eval.model_io import load_model, predict_frame, resolve_device
+from eval.model_io import ModelLoadError, load_model, predict_frame
 from eval.submission import FILE_NAMES, write_submission
-from pipeline.params import load_section
-from pipeline.tasks import TASKS, class_names
+from minbert import metrics
+from minbert.device import DeviceError, resolve_device
+from minbert.outputs import OutputError, StageOutputs
+from minbert.params import load_section
+from minbert.paths import CLEAN_DIR, EVAL_DIR, MODEL_DIR, PREDICTIONS_DIR
+from minbert.tasks import TASKS, class_names
 
 log = logging.getLogger(__name__)
 
-MODEL_DIR = Path("models/multitask")
-CLEAN_DIR = Path("data/clean")
-REPORT_DIR = Path("reports/eval")
-PREDICTIONS_DIR = Path("predictions")
+REPORT_DIR = EVAL_DIR
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def classification_scores(task: str, preds: np.ndarray, labels: np.ndarray) -> t
     n = len(class_names(task))
     matrix = metrics.confusion_matrix(preds, labels, n)
     per_class = metrics.per_class_scores(matrix)
-    headline = {f"{task}_acc": metrics.accuracy(preds, labels)}
+    headline = {f"{task}_accuracy": metrics.accuracy(preds, labels)}
     if task == "sst":
         headline["sst_macro_f1"] = per_class["macro_f1"]
     else:
@@ -81,7 +82,7 @@ def score(preds: dict[str, np.ndarray], dev: dict[str, pd.DataFrame]) -> tuple[d
         h, detail[task] = classification_scores(task, preds[task], dev[task]["label"].to_numpy())
         headline.update(h)
     headline.update(regression_scores(preds["sts"], dev["sts"]["label"].to_numpy()))
-    overall = metrics.overall_score(headline["sst_acc"], headline["para_acc"],
+    overall = metrics.overall_score(headline["sst_accuracy"], headline["para_accuracy"],
                                     headline["sts_pearson"])
     return {"overall": overall, **headline}, detail
 
@@ -97,11 +98,12 @@ def scatter_rows(ids: pd.Series, preds: np.ndarray, labels: np.ndarray) -> pd.Da
                          "predicted": np.round(np.asarray(preds, dtype=float), 4)})
 
 
-def write_outputs(preds_dev: dict, dev: dict, headline: dict, detail: dict) -> None:
-    plots = REPORT_DIR / "plots"
+def write_outputs(preds_dev: dict, dev: dict, headline: dict, detail: dict,
+                  report_dir: Path = REPORT_DIR) -> None:
+    plots = report_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    (REPORT_DIR / "metrics.json").write_text(json.dumps(headline, indent=2) + "\n")
-    (REPORT_DIR / "per_class.json").write_text(json.dumps(detail, indent=2) + "\n")
+    (report_dir / "metrics.json").write_text(json.dumps(headline, indent=2) + "\n")
+    (report_dir / "per_class.json").write_text(json.dumps(detail, indent=2) + "\n")
     for task in ("sst", "para"):
         confusion_rows(preds_dev[task], dev[task]["label"]).to_csv(
             plots / f"{task}_confusion.csv", index=False)
@@ -109,10 +111,9 @@ def write_outputs(preds_dev: dict, dev: dict, headline: dict, detail: dict) -> N
         plots / "sts_scatter.csv", index=False)
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    params = load_section("evaluate", EvaluateParams)
-    log.info("params: %s", asdict(params))
+def evaluate(params: EvaluateParams, outputs: StageOutputs) -> dict:
+    """Predict and score every dev and test split; write under the transaction's staging dirs."""
+    reports, predictions = outputs.stage(REPORT_DIR), outputs.stage(PREDICTIONS_DIR)
     device = resolve_device(params.device)
     model, tokenizer = load_model(MODEL_DIR, device)
     preds_dev, dev = {}, {}
@@ -127,11 +128,24 @@ def main() -> None:
                                   device=device)
             log.info("%s %s: %d rows in %.1f s", task, split, len(table),
                      time.perf_counter() - start)
-            write_submission(PREDICTIONS_DIR / FILE_NAMES[(task, split)], task, table["id"], preds)
+            write_submission(predictions / FILE_NAMES[(task, split)], task, table["id"], preds)
             if split == "dev":
                 preds_dev[task], dev[task] = preds, table
     headline, detail = score(preds_dev, dev)
-    write_outputs(preds_dev, dev, headline, detail)
+    write_outputs(preds_dev, dev, headline, detail, reports)
+    return headline
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    params = load_section("evaluate", EvaluateParams)
+    log.info("params: %s", asdict(params))
+    try:
+        with StageOutputs() as outputs:  # a failure leaves the previous outputs in place
+            headline = evaluate(params, outputs)
+    except (ModelLoadError, DeviceError, OutputError) as error:
+        log.error("%s", error)
+        sys.exit(1)
     log.info("dev metrics: %s", ", ".join(f"{k}={v:.4f}" for k, v in headline.items()))
 
 

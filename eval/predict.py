@@ -14,14 +14,16 @@ cannot be read at all (wrong number of fields, no id, bytes that are not UTF-8, 
 earlier in the file) have no prediction: each is listed on stderr with its line and reason,
 and `--strict` turns any such row into an error (exit code 2) instead.
 
-A bad invocation or input (missing file, missing column, wrong delimiter, missing model)
-prints one line `error: ...` on stderr and exits with code 2.
+A bad invocation or input (missing file, missing column, wrong delimiter, a file that is not
+tab-separated UTF-8 text, no row that can be predicted, an output that cannot be written,
+a missing or corrupt model) prints one line `error: ...` on stderr and exits with code 2.
+The output is checked before the model runs and written as a transaction (minbert/outputs.py):
+a failed run leaves an earlier output file as it was. docs/bad-input.md lists every case.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import sys
 from pathlib import Path
@@ -29,11 +31,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from eval import metrics
-from eval.model_io import ModelLoadError, load_model, predict_frame, resolve_device
+from eval.model_io import ModelLoadError, load_model, predict_frame
 from eval.submission import write_submission
-from pipeline.course_io import InputError, read_course_file
-from pipeline.tasks import TASKS
+from minbert import metrics
+from minbert.course_io import InputError, header_names, read_course_file
+from minbert.device import DeviceError, resolve_device
+from minbert.outputs import StageOutputs
+from minbert.tasks import TASKS
 
 log = logging.getLogger(__name__)
 NO_LIMIT = 10**9  # predict never quarantines long text: the tokenizer truncates it
@@ -45,9 +49,7 @@ class UsageError(ValueError):
 
 def has_label_column(path: Path, task: str) -> bool:
     """Whether the file's header names the task's label column (a labeled file)."""
-    with path.open(encoding="utf-8", errors="replace", newline="") as f:
-        header = next(csv.reader(f, delimiter="\t"), [])
-    return TASKS[task].raw_label_column in [h.strip() for h in header]
+    return TASKS[task].raw_label_column in header_names(path)
 
 
 def read_input(path: Path, task: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -104,13 +106,19 @@ def run(args: argparse.Namespace) -> int:
     if args.strict and len(unreadable):
         raise UsageError(f"{args.input}: {len(unreadable)} row(s) cannot be predicted "
                          "(listed above); fix them or drop --strict")
+    if rows.empty:
+        reasons = unreadable["reason"].value_counts()
+        raise UsageError(f"{args.input}: no row can be predicted (all {len(unreadable)} rows "
+                         f"unreadable: {', '.join(f'{r} {n}' for r, n in reasons.items())})")
     if args.output.is_dir():
         raise UsageError(f"{args.output}: is a directory, expected a file name")
-    device = resolve_device(args.device)
-    model, tokenizer = load_model(args.model, device)
-    preds = predict_frame(model, tokenizer, args.task, rows, batch_size=args.batch_size,
-                          device=device)
-    write_submission(args.output, args.task, rows["id"].tolist(), preds)
+    with StageOutputs() as outputs:  # checks the output can be written before the model runs
+        staged = outputs.stage(args.output.parent) / args.output.name
+        device = resolve_device(args.device)
+        model, tokenizer = load_model(args.model, device)
+        preds = predict_frame(model, tokenizer, args.task, rows, batch_size=args.batch_size,
+                              device=device)
+        write_submission(staged, args.task, rows["id"].tolist(), preds)
     log.info("wrote %d predictions to %s", len(rows), args.output)
     if "label" in rows and (line := score_line(args.task, preds, rows["label"])):
         log.info("%s: %s", args.input, line)
@@ -122,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         return run(args)
-    except (InputError, UsageError, ModelLoadError, OSError) as error:
+    except (InputError, UsageError, ModelLoadError, DeviceError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.tasks import TaskSpec
-from pipeline.text import match_key, pair_key
+from minbert.tasks import TaskSpec
+from minbert.text import match_key, pair_key
 
 
 def row_keys(df: pd.DataFrame, spec: TaskSpec) -> pd.Series:

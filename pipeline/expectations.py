@@ -3,7 +3,7 @@
 Each suite is built by one function and is a tuple of `Expect` records: the name of a Great
 Expectations 1.x expectation class, its keyword arguments and a one-line description that
 Data Docs shows. Keeping the suites as plain data keeps this module free of the (slow to import)
-`great_expectations` package; `pipeline.validate.run_suites` turns them into GX objects.
+`great_expectations` package; `pipeline.gx_runner.run_suites` turns them into GX objects.
 
     clean_split_suite(task, split)   data/clean/<task>/<split>.parquet
     training_suite(task, ...)        the table `train` reads (data/augmented/<task>/train.parquet)
@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from minbert.course_io import CONTROL_CHARACTERS, NO_VISIBLE_TEXT
+from minbert.tasks import PROVENANCE_COLUMNS, TASKS, class_names, class_of
 from pipeline.cleaning import row_keys
-from pipeline.tasks import TASKS, class_names, class_of
 
-PROVENANCE_COLUMNS = ("origin", "source_id", "generator", "prompt_hash", "seed", "similarity")
 PROVENANCE_TYPES = {
     "origin": "str", "source_id": "str", "generator": "str", "prompt_hash": "str",
     "seed": "int64",  # nullable Int64 has the numpy scalar type int64
@@ -89,13 +89,18 @@ def id_expectations() -> list[Expect]:
 
 
 def text_expectations(columns: tuple[str, ...], bounds: TextBounds) -> list[Expect]:
-    """Every sentence present, not blank, and of a length within the params bounds."""
+    """Every sentence present, text (a visible character, no control character), and of a
+    length within the params bounds. The two text patterns are the ones `prepare` applies
+    (minbert/course_io.py)."""
     found = []
     for col in columns:
         found += [
             Expect("ExpectColumnValuesToNotBeNull", {"column": col}, f"{col} is present"),
-            Expect("ExpectColumnValuesToNotMatchRegex", {"column": col, "regex": r"^\s*$"},
-                   f"{col} is not empty or whitespace only"),
+            Expect("ExpectColumnValuesToNotMatchRegex", {"column": col, "regex": NO_VISIBLE_TEXT},
+                   f"{col} has a visible character (not empty, whitespace or zero-width only)"),
+            Expect("ExpectColumnValuesToNotMatchRegex",
+                   {"column": col, "regex": CONTROL_CHARACTERS},
+                   f"{col} has no control character"),
             Expect("ExpectColumnValuesToNotMatchRegex", {"column": col, "regex": UNDECODABLE},
                    f"{col} has no undecodable bytes (U+FFFD or escaped non-UTF-8 bytes)"),
             Expect("ExpectColumnValueLengthsToBeBetween",

@@ -26,7 +26,7 @@ MAX_EXAMPLE_CHARS = 160  # offending text values are cut to this length in repor
 
 
 @dataclass(frozen=True)
-class Job:
+class SuiteJob:
     """One suite run against one table."""
 
     suite: SuiteSpec
@@ -34,7 +34,7 @@ class Job:
     data: pd.DataFrame
 
 
-def run_suites(jobs: list[Job], docs_dir: Path | None, examples: int) -> dict[str, dict]:
+def run_suites(jobs: list[SuiteJob], docs_dir: Path | None, examples: int) -> dict[str, dict]:
     """Run every job's suite with Great Expectations; build Data Docs into `docs_dir`.
 
     Returns suite name -> outcome (see `suite_outcome`).
@@ -98,7 +98,7 @@ def result_format(df: pd.DataFrame, examples: int) -> dict:
     return fmt
 
 
-def suite_outcome(job: Job, result: dict, examples: int) -> dict:
+def suite_outcome(job: SuiteJob, result: dict, examples: int) -> dict:
     """Plain-JSON outcome of one suite from a GX validation result (`to_json_dict()`)."""
     failures = [failure(r, job.data.columns, examples) for r in result["results"]
                 if not r["success"]]

@@ -2,35 +2,49 @@
 
     python -m pipeline.prepare
 
-Inputs:  data/raw/*.csv (the course files; names in pipeline/tasks.py)
-Outputs: data/clean/<task>/<split>.parquet   clean schema (see pipeline/tasks.py)
+Inputs:  data/raw/*.csv (the course files; names in minbert/tasks.py)
+Outputs: data/clean/<task>/<split>.parquet   clean schema (see minbert/tasks.py)
          data/clean/quarantine.parquet       bad rows: file, line, raw row, reason
          data/clean/removed.parquet          training rows removed as duplicates or leakage
-         data/clean/summary.json             per file: rows in / kept / quarantined by reason /
+         data/clean/summary.json             per file: lines after the header, blank lines,
+                                             rows in / kept / quarantined by reason /
                                              deduplicated / leaked, class counts
-Every input row is accounted for: rows_in = kept + quarantined + deduplicated + leaked.
+Every line of a raw file is accounted for, against an independent count of the file's lines
+(pipeline/accounting.py): lines = kept + quarantined + deduplicated + leaked + blank, checked on
+the written tables before they replace the previous outputs. A file that lost more than
+`prepare.max_quarantined_share` of its rows to quarantine stops the stage (it is probably not
+the file it should be). Outputs are written as a transaction (minbert/outputs.py): a failure
+leaves the previous data/clean as it was. Every failure is one error line and exit status 1.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from minbert.course_io import (
+    QUARANTINE_COLUMNS,
+    CourseTable,
+    InputError,
+    read_course_file,
+    read_course_table,
+)
+from minbert.outputs import StageOutputs
+from minbert.params import load_section
+from minbert.paths import CLEAN_DIR
+from minbert.tasks import TASKS, TaskSpec, class_counts
+from pipeline.accounting import AccountingError, check_accounting, count_lines
 from pipeline.cleaning import drop_exact_duplicates, find_label_conflicts, find_leakage
-from pipeline.course_io import QUARANTINE_COLUMNS, InputError, read_course_file
-from pipeline.params import load_section
-from pipeline.tasks import TASKS, TaskSpec, class_counts
 
 __all__ = ["InputError", "read_course_file", "PrepareParams", "prepare_task", "main"]
 
 log = logging.getLogger(__name__)
-OUT_DIR = Path("data/clean")
+OUT_DIR = CLEAN_DIR
 
 
 @dataclass(frozen=True)
@@ -43,19 +57,20 @@ class PrepareParams:
     quarantine_label_conflicts: bool
     remove_leakage: bool
     max_chars: int
+    max_quarantined_share: float  # a file losing more of its rows to quarantine stops the stage
 
 
 @dataclass
-class TaskResult:
+class PreparedTask:
     tables: dict[str, pd.DataFrame]  # split -> clean table
     quarantine: pd.DataFrame
     removed: pd.DataFrame  # duplicates and leaked training rows
     summary: dict[str, dict]  # file name -> counts
 
 
-def _read_split(spec: TaskSpec, split: str, params: PrepareParams):
+def _read_split(spec: TaskSpec, split: str, params: PrepareParams) -> CourseTable:
     path = Path(params.raw_dir) / spec.files[split]
-    return read_course_file(
+    return read_course_table(
         path, spec.name, labeled=split != "test", split=split,
         whitespace=params.normalize_whitespace, treebank=params.unescape_treebank,
         quarantine_empty=params.quarantine_empty, max_chars=params.max_chars,
@@ -103,11 +118,12 @@ def _conflicts_to_quarantine(conflicts: pd.DataFrame, spec: TaskSpec) -> pd.Data
     }, index=conflicts.index, columns=QUARANTINE_COLUMNS)
 
 
-def prepare_task(spec: TaskSpec, params: PrepareParams) -> TaskResult:
+def prepare_task(spec: TaskSpec, params: PrepareParams) -> PreparedTask:
     """Read, clean and account for every split of one task."""
-    tables, quarantined = {}, {}
+    tables, quarantined, reads = {}, {}, {}
     for split in spec.files:
-        tables[split], quarantined[split] = _read_split(spec, split, params)
+        reads[split] = _read_split(spec, split, params)
+        tables[split], quarantined[split] = reads[split].rows, reads[split].quarantine
     raw_train = tables["train"]
     others = {s: t for s, t in tables.items() if s != "train"}
     tables["train"], conflicts, removed = clean_train(raw_train, others, spec, params)
@@ -118,10 +134,14 @@ def prepare_task(spec: TaskSpec, params: PrepareParams) -> TaskResult:
     for split, table in tables.items():
         q = quarantined[split]
         gone = removed if split == "train" else removed.iloc[0:0]
+        lines, _ = count_lines(Path(params.raw_dir) / spec.files[split])
         summary[spec.files[split]] = _file_summary(spec, split, table, q, gone)
+        blank = reads[split].blank_lines
+        summary[spec.files[split]].update(lines=lines, blank_lines=blank, rows_in=lines - blank,
+                                          controls_removed=reads[split].controls_removed)
     quarantine = pd.concat(quarantined.values(), ignore_index=True)
     removed = removed.assign(task=spec.name, split="train", file=spec.files["train"])
-    return TaskResult(tables=tables, quarantine=quarantine, removed=removed, summary=summary)
+    return PreparedTask(tables=tables, quarantine=quarantine, removed=removed, summary=summary)
 
 
 def _file_summary(spec, split, kept, quarantined, removed) -> dict:
@@ -135,9 +155,6 @@ def _file_summary(spec, split, kept, quarantined, removed) -> dict:
         "deduplicated": int((removed["reason"] == "duplicate").sum()),
         "leaked": int((removed["reason"] == "leakage").sum()),
     }
-    counts["rows_in"] = (
-        counts["kept"] + counts["quarantined_total"] + counts["deduplicated"] + counts["leaked"]
-    )
     if split != "test":
         raw_labels = pd.concat([kept["label"], removed["label"], quarantined["label"].dropna()])
         counts["class_counts_raw"] = class_counts(spec.name, raw_labels)
@@ -145,18 +162,22 @@ def _file_summary(spec, split, kept, quarantined, removed) -> dict:
     return counts
 
 
-def check_accounting(summary: dict[str, dict], rows_read: dict[str, int]) -> None:
-    """Invariant: every row read from a file is kept, quarantined, deduplicated or leaked."""
+def check_quarantined_share(summary: dict[str, dict], params: PrepareParams) -> None:
+    """InputError naming the file and its main reasons when too many of its rows are bad."""
     for name, c in summary.items():
-        total = c["kept"] + c["quarantined_total"] + c["deduplicated"] + c["leaked"]
-        if total != rows_read[name] or total != c["rows_in"]:
-            raise AssertionError(f"{name}: {rows_read[name]} rows read but {total} accounted for")
+        share = c["quarantined_total"] / max(c["rows_in"], 1)
+        if share > params.max_quarantined_share:
+            reasons = sorted(c["quarantined"].items(), key=lambda kv: -kv[1])[:3]
+            raise InputError(
+                f"{Path(params.raw_dir) / name}: {c['quarantined_total']} of {c['rows_in']} rows "
+                f"quarantined ({share:.0%}, more than prepare.max_quarantined_share = "
+                f"{params.max_quarantined_share:.0%}); main reasons: "
+                f"{', '.join(f'{r} {n}' for r, n in reasons)}. Is it the right file? (to see "
+                "the rows, raise the share and read data/clean/quarantine.parquet)")
 
 
-def write_outputs(results: dict[str, TaskResult], out_dir: Path) -> None:
-    """Write everything to a temporary directory first, then move it into place."""
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+def write_outputs(results: dict[str, PreparedTask], tmp: Path) -> None:
+    """Write every output under `tmp` (the staging dir of the output transaction)."""
     for task, result in results.items():
         (tmp / task).mkdir(parents=True)
         for split, table in result.tables.items():
@@ -167,26 +188,22 @@ def write_outputs(results: dict[str, TaskResult], out_dir: Path) -> None:
         {"label": float}).to_parquet(tmp / "removed.parquet", index=False)
     summary = {"files": {k: v for r in results.values() for k, v in r.summary.items()}}
     (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
 
 
-def run(params: PrepareParams, out_dir: Path = OUT_DIR) -> dict[str, TaskResult]:
+def run(params: PrepareParams, out_dir: Path = OUT_DIR) -> dict[str, PreparedTask]:
     results = {}
     for name, spec in TASKS.items():
         results[name] = prepare_task(spec, params)
-        rows_read = {f: _rows_read(r) for f, r in results[name].summary.items()}
-        check_accounting(results[name].summary, rows_read)
+        check_quarantined_share(results[name].summary, params)
         for file, c in results[name].summary.items():
             log.info("%-26s in %6d  kept %6d  quarantined %4d  dedup %4d  leaked %4d", file,
                      c["rows_in"], c["kept"], c["quarantined_total"], c["deduplicated"],
                      c["leaked"])
-    write_outputs(results, out_dir)
+    with StageOutputs() as outputs:  # a failure below leaves the previous outputs in place
+        staging = outputs.stage(out_dir)
+        write_outputs(results, staging)
+        check_accounting(Path(params.raw_dir), staging)
     return results
-
-
-def _rows_read(counts: dict) -> int:
-    return counts["rows_in"]
 
 
 def main() -> None:
@@ -195,7 +212,7 @@ def main() -> None:
     log.info("params: %s", asdict(params))
     try:
         run(params)
-    except InputError as e:
+    except (InputError, AccountingError, OSError) as e:  # OSError: e.g. OutputError, disk full
         log.error("%s", e)
         sys.exit(1)
 

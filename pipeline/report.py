@@ -4,9 +4,11 @@
 
 Inputs (each optional; a section whose input is absent says so and shows no numbers):
     data/clean/summary.json, quarantine.parquet, removed.parquet       (prepare)
+    data/audit/summary.json, issues.parquet                            (audit)
     data/balanced/plan.json                                            (balance)
     data/augmented/summary.json, examples.json, <task>/train.parquet   (augment)
     reports/eval/metrics.json, per_class.json                          (evaluate)
+    reports/sweep.json, sweep.png      (`python -m eval.sweep`, across experiments; not a dep)
 Outputs:
     reports/balance.md      the report as Markdown
     reports/balance.html    the same report in one self-contained file (figures embedded)
@@ -17,27 +19,31 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from minbert.outputs import OutputError, StageOutputs
+from minbert.params import load_section
+from minbert.paths import AUDIT_DIR, AUGMENTED_DIR, BALANCED_DIR, CLEAN_DIR, REPORTS_DIR
+from minbert.tasks import TASKS, class_names
 from pipeline import report_figures as figures
 from pipeline import report_tables as tables
-from pipeline.params import load_section
 from pipeline.report_render import Figure, Section, Table, Text, render_html, render_markdown
-from pipeline.tasks import TASKS, class_names
 
 log = logging.getLogger(__name__)
 
 TITLE = "Class balance report"
-OUT_DIR = Path("reports")
+OUT_DIR = REPORTS_DIR
 
 
 @dataclass(frozen=True)
 class ReportParams:
     examples_per_class: int  # paraphrase examples shown per class and status
     quarantine_examples: int  # quarantined rows shown per file and reason
+    audit_examples: int  # suspect rows of the label audit shown per class
 
 
 @dataclass
@@ -48,11 +54,15 @@ class ReportInputs:
     quarantine: pd.DataFrame | None = None
     removed: pd.DataFrame | None = None
     plan: dict | None = None
+    audit_summary: dict | None = None
+    audit_issues: pd.DataFrame | None = None
     augment_summary: dict | None = None
     examples: dict | None = None
     augmented: dict[str, pd.DataFrame] = field(default_factory=dict)
     metrics: dict | None = None
     per_class: dict | None = None
+    sweep: dict | None = None  # reports/sweep.json of `python -m eval.sweep` (not a stage)
+    sweep_png: bytes | None = None
 
 
 def task_section(task: str, inputs: ReportInputs, counts: pd.DataFrame,
@@ -176,6 +186,40 @@ def cleaning_section(inputs: ReportInputs, params: ReportParams) -> Section:
     return Section(title, tuple(blocks))
 
 
+def audit_section(inputs: ReportInputs, params: ReportParams) -> Section:
+    """Suspect labels of the real training rows (stage `audit`, cleanlab)."""
+    title = "Label audit of the real training rows"
+    summary = inputs.audit_summary
+    if summary is None:
+        return Section(title, (Text("The label audit has not run (`data/audit/summary.json` "
+                                    "is absent; stage `audit`)."),))
+    quarantine = summary["mode"] == "quarantine"
+    blocks: list = [Text(
+        "A probe on frozen sentence embeddings scores every clean training row out of fold "
+        "(k-fold cross-validation); cleanlab flags the rows whose label it contradicts "
+        "(confident learning; STS: lowest label quality of a ridge regression). "
+        + ("Mode `quarantine`: the suspect rows are taken out of training (reason "
+           "`label_issue`, `data/audit/quarantine.parquet`); rows = kept + quarantined."
+           if quarantine else "Mode `report`: the suspect rows are listed and still trained "
+           "on (`audit.mode: quarantine` takes them out).")),
+        Table(tables.audit_count_table(summary), "Suspect rows per task and class")]
+    for task, entry in summary["tasks"].items():
+        score = (f"cross-validated accuracy {entry['probe_accuracy']:.3f}"
+                 if "probe_accuracy" in entry else
+                 f"cross-validated Pearson {entry['probe_pearson']:.3f}"
+                 if "probe_pearson" in entry else f"not audited: {entry['skipped']}")
+        blocks.append(Text(f"{TASKS[task].title}: {entry['suspects']:,} suspect rows of "
+                           f"{entry['rows']:,}; probe {score}."))
+        if inputs.audit_issues is not None and entry["suspects"]:
+            blocks.append(Table(tables.audit_examples(inputs.audit_issues, task,
+                                                      params.audit_examples),
+                                f"{TASKS[task].title}: most suspect rows per class: the "
+                                "given label, the probe's label and its confidence; label "
+                                "quality = cleanlab's score of the given label (SST, Quora: "
+                                "the probe's probability of it)"))
+    return Section(title, tuple(blocks))
+
+
 def overview_section(inputs: ReportInputs, counts: pd.DataFrame) -> Section:
     blocks: list = [Text(
         "Training rows of each task through the pipeline: raw course file → clean "
@@ -191,6 +235,40 @@ def overview_section(inputs: ReportInputs, counts: pd.DataFrame) -> Section:
     return Section("Overview", tuple(blocks))
 
 
+def sweep_section(sweep: dict | None, png: bytes | None) -> Section:
+    """The seeded sweep summary of `python -m eval.sweep`, when it has been run."""
+    title = "Sweep: what a setting changes, beyond seed noise"
+    if sweep is None:
+        return Section(title, (Text("No sweep summary (`reports/sweep.json` is absent): run a "
+                                    "seeded sweep and `python -m eval.sweep` "
+                                    "(docs/experiments.md)."),))
+    blocks: list = [Text(f"From `reports/sweep.md`: experiments grouped by "
+                         f"{', '.join(sweep['swept']) or 'their params'}, baseline "
+                         f"{sweep['baseline']}; 95% intervals over seeds and, for the "
+                         "difference Δ to the baseline, over dev examples (paired bootstrap).")]
+    if png:
+        blocks.append(Figure(png, "Dev metrics per group: seeds and mean with its 95% interval"))
+    for metric in sweep["metrics"]:
+        rows = [r for r in sweep["rows"] if r["metric"] == metric]
+        frame = pd.DataFrame({
+            "group": [r["label"] for r in rows], "runs": [r["runs"] for r in rows],
+            "mean": [r["mean"] for r in rows], "sd": [r["sd"] for r in rows],
+            "Δ vs baseline": [r["diff"] for r in rows],
+            "95% CI of Δ (seeds)": [_pair(r["diff_ci"]) for r in rows],
+            "95% CI of Δ (dev bootstrap)": [_pair(r["boot_ci"]) for r in rows],
+            "verdict": [r["verdict"] for r in rows]})
+        blocks.append(Table(frame, f"`{metric}` per group"))
+    listed = sweep.get("not_averaged") or []
+    if listed:
+        blocks.append(Text("Not averaged: " + "; ".join(f"{r['name']} ({r['status']})"
+                                                        for r in listed) + "."))
+    return Section(title, tuple(blocks))
+
+
+def _pair(interval: list[float] | None) -> str:
+    return "" if interval is None else f"[{interval[0]:+.4f}, {interval[1]:+.4f}]"
+
+
 def build_report(inputs: ReportInputs, params: ReportParams) -> tuple[list[Section],
                                                                        pd.DataFrame]:
     """All sections of the report and the class count table (task, class, step, count)."""
@@ -199,6 +277,8 @@ def build_report(inputs: ReportInputs, params: ReportParams) -> tuple[list[Secti
     sections = [overview_section(inputs, counts)]
     sections += [task_section(task, inputs, counts, params) for task in TASKS]
     sections.append(cleaning_section(inputs, params))
+    sections.append(audit_section(inputs, params))
+    sections.append(sweep_section(inputs.sweep, inputs.sweep_png))
     return sections, counts
 
 
@@ -214,7 +294,7 @@ def read_parquet(path: Path, columns: list[str] | None = None) -> pd.DataFrame |
 
 
 def load_inputs(root: Path = Path(".")) -> ReportInputs:
-    clean, augmented = root / "data/clean", root / "data/augmented"
+    clean, augmented = root / CLEAN_DIR, root / AUGMENTED_DIR
     tables_aug = {}
     for task in TASKS:
         table = read_parquet(augmented / task / "train.parquet", ["label", "origin"])
@@ -224,20 +304,30 @@ def load_inputs(root: Path = Path(".")) -> ReportInputs:
         clean_summary=read_json(clean / "summary.json"),
         quarantine=read_parquet(clean / "quarantine.parquet"),
         removed=read_parquet(clean / "removed.parquet"),
-        plan=read_json(root / "data/balanced/plan.json"),
+        plan=read_json(root / BALANCED_DIR / "plan.json"),
+        audit_summary=read_json(root / AUDIT_DIR / "summary.json"),
+        audit_issues=read_parquet(root / AUDIT_DIR / "issues.parquet"),
         augment_summary=read_json(augmented / "summary.json"),
         examples=read_json(augmented / "examples.json"),
         augmented=tables_aug,
         metrics=read_json(root / "reports/eval/metrics.json"),
         per_class=read_json(root / "reports/eval/per_class.json"),
+        sweep=read_json(root / "reports/sweep.json"),
+        sweep_png=_read_bytes(root / "reports/sweep.png"),
     )
 
 
+def _read_bytes(path: Path) -> bytes | None:
+    return path.read_bytes() if path.exists() else None
+
+
 def write_report(sections: list[Section], counts: pd.DataFrame, out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "balance.md").write_text(render_markdown(TITLE, sections), encoding="utf-8")
-    (out_dir / "balance.html").write_text(render_html(TITLE, sections), encoding="utf-8")
-    counts.to_csv(out_dir / "class_counts.csv", index=False)
+    """The three report files, swapped in together (the other files in out_dir are left alone)."""
+    with StageOutputs() as outputs:
+        staging = outputs.stage(out_dir)
+        (staging / "balance.md").write_text(render_markdown(TITLE, sections), encoding="utf-8")
+        (staging / "balance.html").write_text(render_html(TITLE, sections), encoding="utf-8")
+        counts.to_csv(staging / "class_counts.csv", index=False)
 
 
 def main() -> None:
@@ -245,7 +335,11 @@ def main() -> None:
     params = load_section("report", ReportParams)
     log.info("params: %s", asdict(params))
     sections, counts = build_report(load_inputs(), params)
-    write_report(sections, counts, OUT_DIR)
+    try:
+        write_report(sections, counts, OUT_DIR)
+    except OutputError as error:
+        log.error("%s", error)
+        sys.exit(1)
     log.info("wrote %s/balance.md, balance.html, class_counts.csv (%d rows)", OUT_DIR, len(counts))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.tasks import TASKS, class_names, class_of
+from minbert.tasks import TASKS, class_names, class_of
 
 # Steps of a training set through the pipeline, in order. "synthetic" is the part of the
 # augmented set that the LLM wrote (a subset of "augmented", not a further step).
@@ -134,8 +134,8 @@ def shorten(text: str, width: int) -> str:
 def metrics_table(metrics: dict) -> pd.DataFrame:
     """The headline dev metrics of the run, in a fixed order (unknown keys after)."""
     names = {
-        "overall": "overall score", "sst_acc": "SST accuracy", "sst_macro_f1": "SST macro F1",
-        "para_acc": "Quora accuracy", "para_f1": "Quora F1 (duplicate class)",
+        "overall": "overall score", "sst_accuracy": "SST accuracy", "sst_macro_f1": "SST macro F1",
+        "para_accuracy": "Quora accuracy", "para_f1": "Quora F1 (duplicate class)",
         "sts_pearson": "STS Pearson", "sts_spearman": "STS Spearman", "sts_mse": "STS MSE",
         "sts_mae": "STS MAE",
     }
@@ -203,3 +203,28 @@ def example_table(task_examples: dict, per_class: int, width: int = 140) -> pd.D
                 })
     return pd.DataFrame(rows, columns=["class", "status", "reason", "source", "paraphrase",
                                        "similarity"])
+
+
+def audit_count_table(audit_summary: dict) -> pd.DataFrame:
+    """task, class, rows audited, suspect rows (and their share), rows quarantined."""
+    rows = []
+    for task, entry in audit_summary["tasks"].items():
+        for cls, c in entry["classes"].items():
+            share = c["suspects"] / c["rows"] if c["rows"] else 0.0
+            rows.append((task, cls, c["rows"], c["suspects"], f"{share:.1%}", c["quarantined"]))
+    return pd.DataFrame(rows, columns=["task", "class", "rows", "suspects", "share",
+                                       "quarantined"])
+
+
+def audit_examples(issues: pd.DataFrame, task: str, per_class: int,
+                   width: int = 120) -> pd.DataFrame:
+    """The `per_class` most suspect rows of every class of one task (lowest label quality)."""
+    mine = issues[issues["task"] == task].sort_values("label_quality", kind="stable")
+    mine = mine.groupby("class", sort=True).head(per_class).sort_values(["class", "label_quality"])
+    columns = [c for c in TASKS[task].text_columns]
+    text = mine[columns].astype(str).agg(" ⟂ ".join, axis=1).map(lambda t: shorten(t, width))
+    return pd.DataFrame({
+        "class": mine["class"], "text": text, "given label": mine["given_label"],
+        "suggested label": mine["suggested_label"].round(2),
+        "confidence": mine["confidence"].round(2), "label quality": mine["label_quality"].round(3),
+    }).reset_index(drop=True)

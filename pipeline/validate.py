@@ -3,7 +3,7 @@
     python -m pipeline.validate
 
 Inputs:  data/clean/<task>/<split>.parquet        clean splits (prepare)
-         <validate.training_dir>/<task>/train.parquet   the table `train` reads (augment)
+         data/augmented/<task>/train.parquet   the table `train` reads (augment)
 Outputs: reports/validation/results.json  per suite: evaluated / passed / failed expectations,
                                           failed ones with sample offending values (DVC metrics)
          reports/validation/docs/          Great Expectations Data Docs (open index.html)
@@ -12,8 +12,6 @@ The suites are defined in `pipeline.expectations` and run with Great Expectation
 pandas tables by `pipeline.gx_runner`. On any failed expectation the stage writes both outputs,
 logs a short summary (suite, expectation, rows, examples) and exits with status 1, so `train`
 does not run.
-
-`check_columns` is the same contract for a single table (used by `predict`).
 """
 
 from __future__ import annotations
@@ -26,6 +24,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from minbert.outputs import OutputError, StageOutputs
+from minbert.params import ParamsError, load_section, read_yaml
+from minbert.paths import CLEAN_DIR, TRAINING_DIR, VALIDATION_DIR
+from minbert.tasks import TASKS
 from pipeline.expectations import (
     ContractError,
     TextBounds,
@@ -33,45 +35,20 @@ from pipeline.expectations import (
     clean_split_suite,
     training_suite,
 )
-from pipeline.gx_runner import Job, json_safe, run_suites
-from pipeline.params import ParamsError, load_section, read_yaml
-from pipeline.tasks import TASKS
+from pipeline.gx_runner import SuiteJob, json_safe, run_suites
 
 log = logging.getLogger(__name__)
-RESULTS_PATH = Path("reports/validation/results.json")
-DOCS_DIR = Path("reports/validation/docs")
+RESULTS_PATH = VALIDATION_DIR / "results.json"
+DOCS_DIR = VALIDATION_DIR / "docs"
 
 
 @dataclass(frozen=True)
 class ValidateParams:
-    clean_dir: str
-    training_dir: str
     min_chars: int
     max_chars: int
     max_class_ratio: float
     synthetic_share: tuple[float, float]
     examples: int
-
-
-def check_columns(
-    df: pd.DataFrame, task: str, labeled: bool | None = None, source: str | Path = "<table>"
-) -> None:
-    """Raise ContractError unless `df` has the columns of `task` (see pipeline.tasks).
-
-    labeled=True: `label` required; False: `label` must be absent; None: optional.
-    """
-    if task not in TASKS:
-        raise ContractError(f"{source}: unknown task {task!r} (known: {', '.join(TASKS)})")
-    needed = TASKS[task].columns(labeled=bool(labeled))
-    found = [str(c) for c in df.columns]
-    missing = [c for c in needed if c not in found]
-    if missing:
-        raise ContractError(
-            f"{source}: missing column(s) {', '.join(missing)} for task {task} "
-            f"(needs {', '.join(needed)}; found {', '.join(found) or 'no columns'})"
-        )
-    if labeled is False and "label" in found:
-        raise ContractError(f"{source}: has a label column, expected an unlabeled {task} table")
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -95,10 +72,10 @@ def augment_ratio(params_path: str | Path = "params.yaml") -> float:
 
 
 def task_jobs(task: str, tables: dict[str, pd.DataFrame], training: pd.DataFrame,
-              paths: dict[str, str], params: ValidateParams, ratio: float) -> list[Job]:
+              paths: dict[str, str], params: ValidateParams, ratio: float) -> list[SuiteJob]:
     """The suites of one task: each clean split, then the annotated training table."""
     bounds = TextBounds(params.min_chars, params.max_chars)
-    jobs = [Job(clean_split_suite(task, s, bounds), paths[s], t) for s, t in tables.items()]
+    jobs = [SuiteJob(clean_split_suite(task, s, bounds), paths[s], t) for s, t in tables.items()]
     augmented = "origin" in training.columns
     share = (params.synthetic_share[0], 0.0 if ratio == 0 else params.synthetic_share[1])
     suite = training_suite(
@@ -110,17 +87,17 @@ def task_jobs(task: str, tables: dict[str, pd.DataFrame], training: pd.DataFrame
         annotated = annotate_training_table(training, others, task)
     except ContractError as e:
         raise ContractError(f"{paths['training']}: {e}") from e
-    jobs.append(Job(suite, paths["training"], annotated))
+    jobs.append(SuiteJob(suite, paths["training"], annotated))
     return jobs
 
 
-def load_jobs(params: ValidateParams, ratio: float, tasks: tuple[str, ...] = tuple(TASKS)
-              ) -> list[Job]:
+def load_jobs(params: ValidateParams, ratio: float, tasks: tuple[str, ...] = tuple(TASKS), *,
+              clean_dir: Path = CLEAN_DIR, training_dir: Path = TRAINING_DIR) -> list[SuiteJob]:
     jobs = []
     for task in tasks:
         spec = TASKS[task]
-        paths = {s: str(Path(params.clean_dir) / task / f"{s}.parquet") for s in spec.files}
-        paths["training"] = str(Path(params.training_dir) / task / "train.parquet")
+        paths = {s: str(Path(clean_dir) / task / f"{s}.parquet") for s in spec.files}
+        paths["training"] = str(Path(training_dir) / task / "train.parquet")
         tables = {s: read_table(Path(paths[s])) for s in spec.files}
         training = read_table(Path(paths["training"]))
         jobs += task_jobs(task, tables, training, paths, params, ratio)
@@ -172,12 +149,15 @@ def write_results(document: dict, path: Path) -> None:
 
 
 def validate(params: ValidateParams, ratio: float, results_path: Path = RESULTS_PATH,
-             docs_dir: Path | None = DOCS_DIR, tasks: tuple[str, ...] = tuple(TASKS)) -> dict:
+             docs_dir: Path | None = DOCS_DIR, tasks: tuple[str, ...] = tuple(TASKS), *,
+             clean_dir: Path = CLEAN_DIR, training_dir: Path = TRAINING_DIR) -> dict:
     """Run all suites, write results.json (and Data Docs); return the results document."""
-    jobs = load_jobs(params, ratio, tasks)
-    outcomes = run_suites(jobs, docs_dir, params.examples)
-    document = results_document(outcomes, docs_dir)
-    write_results(document, results_path)
+    jobs = load_jobs(params, ratio, tasks, clean_dir=clean_dir, training_dir=training_dir)
+    with StageOutputs() as outputs:  # a failure leaves the previous results and docs in place
+        staged_docs = outputs.stage(docs_dir.parent) / docs_dir.name if docs_dir else None
+        outcomes = run_suites(jobs, staged_docs, params.examples)
+        document = results_document(outcomes, docs_dir)
+        write_results(document, outputs.stage(results_path.parent) / results_path.name)
     return document
 
 
@@ -189,7 +169,7 @@ def main() -> None:
     log.info("params: %s, augment.ratio=%g", asdict(params), ratio)
     try:
         document = validate(params, ratio)
-    except ContractError as e:
+    except (ContractError, OutputError) as e:
         log.error("%s", e)
         sys.exit(1)
     if not document["success"]:

@@ -11,7 +11,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-COPIED = ("pipeline", "augment", "train", "eval", "dvc.yaml", "params.yaml", "pyproject.toml")
+COPIED = ("minbert", "pipeline", "augment", "train", "eval", "dvc.yaml", "params.yaml",
+          "pyproject.toml")
 
 
 def make_project(dest: Path, raw_dir: Path, params: dict | None = None) -> Path:
@@ -55,6 +56,10 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
     env = {**os.environ, "PYTHONPATH": str(cwd), "DVC_NO_ANALYTICS": "1"}
     # the stages run `python -m ...`: make sure that python is this interpreter
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # the generation cache lives outside the project (augment/cache.py): give each throw-away
+    # project its own, next to it, unless the test shares one on purpose
+    env.setdefault("BALANCED_MINBERT_GENERATION_CACHE", str(Path(cwd).resolve().parent /
+                                                            f"{Path(cwd).name}-generations"))
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")

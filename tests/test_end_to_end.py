@@ -3,7 +3,7 @@
 Every stage that dvc.yaml defines runs, on a few dozen rows per file, with a random 2-layer
 BERT written by the test as the backbone and a handful of generated paraphrases; the test then
 checks what each stage wrote, that `dvc status` is clean, that a second `dvc repro` does
-nothing and that `dvc plots show` renders. Stages not (yet) in dvc.yaml are skipped.
+nothing and that `dvc plots show` renders.
 """
 
 import json
@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from eval.submission import HEADERS, read_submission
-from pipeline.tasks import TASKS
+from minbert.tasks import TASKS
 from tests.dvc_project import ROOT, dvc, make_project
 
 pytestmark = pytest.mark.slow
@@ -25,7 +25,7 @@ TINY_WORDS = ("film movie story actor scene plot music great dull funny sad long
 
 def write_tiny_backbone(directory: Path) -> Path:
     """A random 2-layer BERT (hidden 32) with a vocabulary covering the fixture words."""
-    from train.bert import BertConfig, BertModel
+    from minbert.bert import BertConfig, BertModel
 
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TINY_WORDS]
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
@@ -35,14 +35,10 @@ def write_tiny_backbone(directory: Path) -> Path:
     return directory
 
 
-def stage_names() -> set[str]:
-    return set(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
-
-
 def tiny_params(backbone: Path) -> dict:
     """Overrides for the sections params.yaml has: tiny targets, few paraphrases, 1 epoch."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    wanted = {  # keys absent from params.yaml are skipped
+    wanted = {
         "balance.max_per_class": 4,
         "augment.ratio": 1.25,  # T = 4 -> 5 rows per class: one paraphrase per class
         "augment.max_rounds": 2,  # few LLM calls: at most 2 per needed paraphrase
@@ -54,8 +50,9 @@ def tiny_params(backbone: Path) -> dict:
         "evaluate.batch_size": 16,
         "report.examples_per_class": 1,
     }
-    return {k: v for k, v in wanted.items()
-            if k.split(".")[0] in params and k.split(".")[1] in params[k.split(".")[0]]}
+    missing = [k for k in wanted if k.split(".")[1] not in params.get(k.split(".")[0], {})]
+    assert not missing, f"params.yaml has no {missing}"  # a renamed key must not go unnoticed
+    return wanted
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +61,7 @@ def project(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("e2e")
     raw = write_course_files(tmp / "raw", rows_per_class=6)
-    backbone = write_tiny_backbone(tmp / "backbone") if "train" in stage_names() else tmp
+    backbone = write_tiny_backbone(tmp / "backbone")
     project = make_project(tmp / "project", raw, tiny_params(backbone))
     dvc(project, "repro")
     return project
@@ -86,8 +83,6 @@ def test_balance_caps_every_class(project):
 
 
 def test_augment_adds_paraphrases_with_provenance(project):
-    if "augment" not in stage_names():
-        pytest.skip("no augment stage in dvc.yaml yet")
     summary = json.loads((project / "data/augmented/summary.json").read_text())["tasks"]
     total = 0
     for task in TASKS:
@@ -102,10 +97,8 @@ def test_augment_adds_paraphrases_with_provenance(project):
 
 
 def test_evaluate_writes_metrics_and_course_format_predictions(project):
-    if "evaluate" not in stage_names():
-        pytest.skip("no evaluate stage in dvc.yaml yet")
     metrics = json.loads((project / "reports/eval/metrics.json").read_text())
-    for key in ("overall", "sst_acc", "para_acc", "sts_pearson"):
+    for key in ("overall", "sst_accuracy", "para_accuracy", "sts_pearson"):
         assert -1.0 <= metrics[key] <= 1.0, key
     for (task, split) in (("sst", "dev"), ("sst", "test"), ("para", "dev"), ("sts", "dev"),
                           ("sts", "test")):
@@ -118,9 +111,7 @@ def test_evaluate_writes_metrics_and_course_format_predictions(project):
 def test_report_shows_every_step_that_ran(project):
     counts = pd.read_csv(project / "reports/class_counts.csv")
     steps = set(counts["step"])
-    assert {"raw", "clean", "balanced"} <= steps
-    if "augment" in stage_names():
-        assert {"augmented", "synthetic"} <= steps
+    assert {"raw", "clean", "balanced", "augmented", "synthetic"} <= steps
     html = (project / "reports/balance.html").read_text()
     assert html.count("data:image/png;base64,") >= 3
 

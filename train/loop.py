@@ -18,6 +18,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
@@ -25,13 +26,23 @@ from tokenizers import Tokenizer
 from torch import nn
 from tqdm import tqdm
 
-from train.data import encode_sentences, is_cross, task_batch, to_device, token_lengths
-from train.model import AuxSettings, MultitaskModel
+from minbert.data import (
+    encode_sentences,
+    group_codes,
+    is_cross,
+    row_weights,
+    simcse_sentences,
+    source_keys,
+    task_batch,
+    to_device,
+    token_lengths,
+)
+from minbert.model import AuxSettings, MultitaskModel
+from minbert.predict import evaluate_dev, forward_context
+from minbert.smart import SmartSettings
 from train.params import TrainParams
 from train.pcgrad import pcgrad_backward
-from train.predict import evaluate_dev, forward_context
 from train.schedule import BatchStream, epoch_plan
-from train.smart import SmartSettings
 
 log = logging.getLogger(__name__)
 
@@ -75,21 +86,29 @@ def warmup_linear_decay(
 
 
 class BatchSource:
-    """Token batches of every task and auxiliary loss, each from its own endless stream."""
+    """Token batches of every task and auxiliary loss, each from its own endless stream.
+
+    Batches of an augmented table carry per-row loss `weights` when `synthetic_weight` != 1;
+    SimCSE and MNRL batches carry source `groups` (rows of one source are not negatives).
+    """
 
     def __init__(self, tokenizer: Tokenizer, tables: dict[str, pd.DataFrame],
                  params: TrainParams, workers: Workers) -> None:
         self.tokenizer, self.tables, self.cross = tokenizer, dict(tables), {}
+        self.groups: dict[str, np.ndarray] = {}
         sizes = {t: params.batch_size for t in tables}
         techniques = params.techniques
         if techniques.simcse.enabled:  # SST sentences and both sides of the STS pairs
-            sts = tables["sts"]
-            sentences = pd.concat([tables["sst"]["sentence"], sts["sentence1"], sts["sentence2"]])
-            self.tables["simcse"] = pd.DataFrame({"sentence": sentences.drop_duplicates()})
+            self.tables["simcse"] = simcse_sentences(tables["sst"], tables["sts"])
+            self.groups["simcse"] = group_codes(self.tables["simcse"]["group"])
             sizes["simcse"] = techniques.simcse.batch_size
         if techniques.mnrl.enabled:  # duplicate Quora pairs: in-batch negatives
-            self.tables["mnrl"] = tables["para"][tables["para"]["label"] == 1]
+            para = tables["para"]
+            self.tables["mnrl"] = para[para["label"] == 1].reset_index(drop=True)
+            self.groups["mnrl"] = group_codes(source_keys(self.tables["mnrl"]))
             sizes["mnrl"] = techniques.mnrl.batch_size
+        self.weights = {name: row_weights(df, params.synthetic_weight)
+                        for name, df in self.tables.items() if name != "simcse"}
         self.streams = {}
         for i, (name, df) in enumerate(self.tables.items()):
             task = "sst" if name == "simcse" else "para" if name == "mnrl" else name
@@ -106,7 +125,8 @@ class BatchSource:
     def batches(self, names: tuple[str, ...], device: torch.device) -> dict[str, dict]:
         out = {}
         for name in names:
-            rows = self.tables[name].iloc[self.streams[name].next()]
+            index = self.streams[name].next()
+            rows = self.tables[name].iloc[index]
             if name == "simcse":
                 out[name] = {"inputs": encode_sentences(self.tokenizer, rows["sentence"])}
             elif name == "mnrl":
@@ -114,6 +134,10 @@ class BatchSource:
                 out[name] = {"inputs": encode_sentences(self.tokenizer, pairs)}
             else:
                 out[name] = task_batch(self.tokenizer, name, rows, self.cross[name])
+            if self.weights.get(name) is not None:
+                out[name]["weights"] = torch.from_numpy(self.weights[name][index])  # (B,)
+            if name in self.groups:
+                out[name]["groups"] = torch.from_numpy(self.groups[name][index])  # (B,)
         return to_device(out, device)
 
 

@@ -10,42 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pipeline.params import ParamsError, load_section
-from pipeline.tasks import TASKS
+from minbert.heads import HeadsParams
+from minbert.params import ParamsError, load_section
+from minbert.tasks import TASKS
 
-Activation = Literal["gelu", "relu", "tanh", "silu"]
 SCHEDULES = ("round_robin", "sequential", "proportional", "annealed")
-
-
-@dataclass(frozen=True)
-class SstHeadParams:
-    hidden_sizes: tuple[int, ...]  # hidden layers of the MLP ([] = one linear layer)
-    activation: Activation
-
-
-@dataclass(frozen=True)
-class ParaHeadParams:
-    kind: Literal["sbert", "cross"]  # encode each question / encode the pair together
-    product: bool  # sbert: add u*v to the features (u, v, |u-v|)
-    hidden_sizes: tuple[int, ...]
-    activation: Activation
-
-
-@dataclass(frozen=True)
-class StsHeadParams:
-    kind: Literal["cosine", "mlp"]  # scaled cosine / regression MLP on (u, v, |u-v|, u*v)
-    scale: Literal["relu", "affine"]  # cosine -> 0-5: 5*relu(cos) / learnable a*cos+b
-    hidden_sizes: tuple[int, ...]
-    activation: Activation
-
-
-@dataclass(frozen=True)
-class HeadsParams:
-    pooling: Literal["cls", "mean"]
-    dropout: float
-    sst: SstHeadParams
-    para: ParaHeadParams
-    sts: StsHeadParams
 
 
 @dataclass(frozen=True)
@@ -117,6 +86,7 @@ class TrainParams:
     grad_accum: int
     bucket_multiplier: int
     task_weights: dict[str, float]
+    synthetic_weight: float  # loss weight of a synthetic row (1 = like a real row)
     max_train_rows: dict[str, int]
     max_dev_rows: dict[str, int]
     seed: int
@@ -166,6 +136,7 @@ def validate(p: TrainParams) -> None:
         for key in ("max_train_rows", "max_dev_rows"):
             _require(getattr(p, key)[task] >= 0, f"{key}.{task}", "must be >= 0 (0 = all)")
     _require(any(p.task_weights[t] > 0 for t in TASKS), "task_weights", "are all 0")
+    _require(p.synthetic_weight >= 0, "synthetic_weight", "must be >= 0 (1 = like real rows)")
     for key in ("max_length", "epochs", "batch_size", "eval_batch_size", "grad_accum"):
         _require(getattr(p, key) >= 1, key, "must be >= 1")
     _require(p.max_length <= 512, "max_length", "must be <= 512")

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from train.batching import length_bucketed_batches
+from minbert.batching import length_bucketed_batches
 
 
 def annealing_alpha(epoch: int, epochs: int) -> float:

@@ -1,7 +1,9 @@
 """The `train` stage: multitask fine-tuning of our BERT on SST-5, Quora and STS.
 
-Inputs:  <data-dir>/<task>/train.parquet (the pipeline's training tables; provenance columns
-         are ignored), data/clean/<task>/dev.parquet, the `train:` section of params.yaml.
+Inputs:  <data-dir>/<task>/train.parquet (the pipeline's training tables; of the provenance
+         columns, origin weights synthetic rows and source_id keeps a paraphrase and its source
+         apart in in-batch negatives), data/clean/<task>/dev.parquet, the `train:` section of
+         params.yaml.
 Outputs: models/multitask/ (model.safetensors, config.json, vocab.txt, heads.json, params.json,
          dev_scores.json: the best epoch by dev overall score), dvclive/train/ (metrics, plots).
 
@@ -17,6 +19,7 @@ import dataclasses
 import json
 import logging
 import os
+import sys
 import types
 from pathlib import Path
 
@@ -24,13 +27,16 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 
-from pipeline.params import ParamsError
-from pipeline.tasks import TASKS
-from train.backbone import load_tokenizer, resolve_backbone
-from train.bert import BertConfig, BertModel
-from train.data import check_table, limit_rows
+from minbert.backbone import load_tokenizer, resolve_backbone
+from minbert.bert import BertConfig, BertModel
+from minbert.data import TRAINING_PROVENANCE, check_table, limit_rows
+from minbert.device import DeviceError, resolve_device
+from minbert.model import MultitaskModel
+from minbert.outputs import OutputError, StageOutputs
+from minbert.params import ParamsError
+from minbert.paths import CLEAN_DIR, MODEL_DIR, TRAIN_LIVE_DIR, TRAINING_DIR, VALIDATION_DIR
+from minbert.tasks import TASKS
 from train.loop import Workers, train
-from train.model import MultitaskModel
 from train.params import TrainParams, load_train_params
 
 log = logging.getLogger(__name__)
@@ -56,24 +62,20 @@ def read_tables(directory: Path, split: str, max_rows: dict | None, seed: int) -
             raise FileNotFoundError(f"{path}: missing (run the stage that writes {directory})")
         df = pd.read_parquet(path)
         check_table(task, df, str(path))
-        df = df[spec.columns(labeled=True)]
+        provenance = [c for c in TRAINING_PROVENANCE if c in df.columns]  # augmented tables
+        df = df[spec.columns(labeled=True) + provenance]
         tables[task] = limit_rows(df, max_rows[task], seed) if max_rows else df
     return tables
-
-
-def resolve_device(choice: str, local_rank: int) -> torch.device:
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise ParamsError("'train.device' is cuda but no CUDA GPU is available")
-    if choice == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda", local_rank)
 
 
 def setup_workers(device_choice: str) -> tuple[Workers, torch.device]:
     """Join the torchrun process group when WORLD_SIZE > 1 (gloo on CPU, nccl on CUDA)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_choice, local_rank)
+    try:
+        device = resolve_device(device_choice, local_rank)
+    except DeviceError as error:
+        raise ParamsError(f"train.device: {error}") from error
     if world_size == 1:
         return Workers(), device
     if device.type == "cuda":
@@ -96,7 +98,7 @@ def build_model(params: TrainParams, backbone_dir: Path) -> MultitaskModel:
     model = MultitaskModel(BertModel.from_pretrained(backbone_dir), params.heads)
     lora = params.techniques.lora
     if lora.enabled:
-        from train.lora import apply_lora
+        from minbert.lora import apply_lora
 
         apply_lora(model.bert, lora.rank, lora.alpha, lora.dropout, lora.targets)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -141,29 +143,34 @@ def run(
     model = build_model(params, backbone_dir).to(device)
     tokenizer = load_tokenizer(backbone_dir, params.max_length)
     resolved = plain(params)
+    outputs = StageOutputs()  # the best model is saved in a staging dir beside the old one
+    staged = model_dir  # set to the staging path (main rank) when the transaction opens
 
     def save(best_model: MultitaskModel, scores: dict) -> None:
         best_model.save(
-            model_dir, backbone_dir=backbone_dir, params=resolved, max_length=params.max_length
+            staged, backbone_dir=backbone_dir, params=resolved, max_length=params.max_length
         )
-        (model_dir / "dev_scores.json").write_text(json.dumps(scores, indent=2) + "\n")
+        (staged / "dev_scores.json").write_text(json.dumps(scores, indent=2) + "\n")
         log.info(
             "saved %s (dev overall %.4f, epoch %d)", model_dir, scores["overall"], scores["epoch"]
         )
 
     live = open_live(live_dir) if workers.is_main else None
     try:
-        best = train(
-            model,
-            tokenizer,
-            train_tables,
-            dev_tables,
-            params,
-            device=device,
-            save=save,
-            live=live,
-            workers=workers,
-        )
+        with outputs:  # the new model replaces the previous one only at the end
+            if workers.is_main:
+                staged = outputs.stage(model_dir.parent) / model_dir.name
+            best = train(
+                model,
+                tokenizer,
+                train_tables,
+                dev_tables,
+                params,
+                device=device,
+                save=save,
+                live=live,
+                workers=workers,
+            )
     finally:
         if live is not None:
             live.end()
@@ -174,38 +181,56 @@ def run(
     return best
 
 
+def check_validated(results_path: Path = VALIDATION_DIR / "results.json") -> None:
+    """Stop unless the `validate` stage passed on the pipeline's training tables."""
+    try:
+        success = json.loads(results_path.read_text()).get("success")
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"{results_path}: no validation results ({error}); "
+                         "run `dvc repro validate` first") from error
+    if success is not True:
+        raise SystemExit(f"{results_path}: the training tables failed validation; "
+                         "fix the data (see reports/validation/docs/index.html) before training")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument(
         "--data-dir",
         type=Path,
-        default=Path("data/augmented"),
+        default=TRAINING_DIR,
         help="training tables <dir>/<task>/train.parquet",
     )
     parser.add_argument(
         "--clean-dir",
         type=Path,
-        default=Path("data/clean"),
+        default=CLEAN_DIR,
         help="dev tables <dir>/<task>/dev.parquet",
     )
-    parser.add_argument("--model-dir", type=Path, default=Path("models/multitask"))
-    parser.add_argument("--live-dir", type=Path, default=Path("dvclive/train"))
+    parser.add_argument("--model-dir", type=Path, default=MODEL_DIR)
+    parser.add_argument("--live-dir", type=Path, default=TRAIN_LIVE_DIR)
     args = parser.parse_args(argv)
     rank = int(os.environ.get("RANK", "0"))
     logging.basicConfig(
         level=logging.INFO if rank == 0 else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.data_dir == TRAINING_DIR:  # the pipeline's tables: only once validate passed
+        check_validated()
     params = load_train_params(args.params)
     log.info("train params: %s", json.dumps(plain(params)))
-    best = run(
-        params,
-        data_dir=args.data_dir,
-        clean_dir=args.clean_dir,
-        model_dir=args.model_dir,
-        live_dir=args.live_dir,
-    )
+    try:
+        best = run(
+            params,
+            data_dir=args.data_dir,
+            clean_dir=args.clean_dir,
+            model_dir=args.model_dir,
+            live_dir=args.live_dir,
+        )
+    except OutputError as error:
+        log.error("%s", error)
+        sys.exit(1)
     if best:
         log.info("best dev scores: %s", {k: round(v, 4) for k, v in best.items()})
 

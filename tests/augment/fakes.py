@@ -1,19 +1,20 @@
-"""Tiny balanced data, a deterministic fake generation backend and a fake similarity, shared by
-the augment tests (and by the subprocess of the kill -9 test)."""
+"""Tiny balanced data, a deterministic fake generation backend, a fake similarity and a fake
+embedding, shared by the augment tests (and by the subprocess of the kill -9 test)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from augment.backends import Completion
+from augment.engine import Completion
 from augment.params import load_params
-from pipeline.tasks import TASKS, class_names
+from minbert.tasks import TASKS, class_names
 
 ROOT = Path(__file__).resolve().parents[2]
 ADJECTIVES = ["gentle", "clumsy", "bright", "quiet", "bold", "odd", "warm", "grim"]
@@ -100,3 +101,12 @@ def fake_text(messages, seed: int) -> str:
 
 def fake_similarity(a, b) -> np.ndarray:
     return np.array([0.1 if "DRIFT" in y else 0.9 for y in b])
+
+
+def fake_embed(texts) -> np.ndarray:
+    """Bag-of-words unit vectors: each word a fixed random direction (seeded by its crc32)."""
+    out = np.zeros((len(texts), 64))
+    for i, text in enumerate(texts):
+        for word in text.lower().split():
+            out[i] += np.random.default_rng(zlib.crc32(word.encode())).normal(size=64)
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)

@@ -26,7 +26,7 @@ def test_repro_augment_then_raise_the_ratio(project):
     dvc(project, "repro", "augment")
     summary = _summary(project)
     assert sum(t["generated"] for t in summary["tasks"].values()) == 12
-    assert list((project / "data/cache/generations").glob("*.jsonl"))
+    assert list((project.parent / "project-generations").glob("*.jsonl"))
     table = pd.read_parquet(project / "data/augmented/sst/train.parquet")
     assert {"origin", "source_id", "generator", "prompt_hash", "seed", "similarity"} <= set(
         table.columns)
@@ -45,4 +45,4 @@ def test_repro_augment_then_raise_the_ratio(project):
         before = summary["tasks"][task]["generated"]
         assert t["cache_hits"] == before, task  # the ratio-1.5 generations were reused
         assert t["generated_now"] == t["generated"] - before, task
-    assert len(list((project / "data/cache/generations").glob("*.jsonl"))) == 2
+    assert len(list((project.parent / "project-generations").glob("*.jsonl"))) == 2

@@ -2,17 +2,17 @@ import sys
 
 import pytest
 
-from augment import backends
-from augment.backends import (
+from augment import engine
+from augment.backends import resolve_backend
+from augment.engine import (
     BackendError,
     Completion,
     GenerationRequest,
     embedded_gguf_path,
     flatten,
-    resolve_backend,
     unflatten,
 )
-from augment.generate import Job, group_requests
+from augment.generate import GenerationJob, group_requests
 from augment.params import SamplingParams, TransformersParams, VllmParams
 from augment.transformers_backend import TransformersBackend, generate_kwargs, model_source
 from augment.vllm_backend import VllmBackend, chat_requests, engine_kwargs
@@ -39,7 +39,7 @@ def test_embedded_model_is_found_in_the_installed_package():
 
 
 def test_embedded_model_missing_package_says_what_to_install(monkeypatch):
-    monkeypatch.setattr(backends, "EMBEDDED_PACKAGE", "no-such-package-xyz")
+    monkeypatch.setattr(engine, "EMBEDDED_PACKAGE", "no-such-package-xyz")
     with pytest.raises(BackendError, match="pip install 'no-such-package-xyz"):
         embedded_gguf_path()
 
@@ -56,7 +56,8 @@ def test_flatten_and_unflatten_are_inverse():
 
 def test_jobs_with_the_same_prompt_become_one_request_with_n_seeds():
     other = (("user", "x"),)
-    jobs = [Job("k1", MESSAGES, 1, {}), Job("k2", other, 2, {}), Job("k3", MESSAGES, 3, {})]
+    jobs = [GenerationJob("k1", MESSAGES, 1, {}), GenerationJob("k2", other, 2, {}),
+            GenerationJob("k3", MESSAGES, 3, {})]
     requests, ordered = group_requests(jobs)
     assert [r.seeds for r in requests] == [(1, 3), (2,)]
     assert [j.key for j in ordered] == ["k1", "k3", "k2"]

@@ -8,20 +8,28 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 
 from augment.stage import run
-from pipeline.tasks import TASKS
-from tests.augment.fakes import ROOT, FakeBackend, fake_similarity, make_params, write_balanced
+from minbert.tasks import TASKS
+from tests.augment.fakes import (
+    ROOT,
+    FakeBackend,
+    fake_embed,
+    fake_similarity,
+    make_params,
+    write_balanced,
+)
 
 CHILD = """
 import sys
 from pathlib import Path
 from augment.stage import run
-from tests.augment.fakes import FakeBackend, fake_similarity, make_params
+from tests.augment.fakes import FakeBackend, fake_embed, fake_similarity, make_params
 tmp = Path(sys.argv[1])
 run(make_params(2), balanced_dir=tmp / "balanced", out_dir=tmp / "augmented",
     cache_dir=tmp / "cache", backend=FakeBackend(chunk_size=1, delay=0.05),
-    similarity=fake_similarity)
+    similarity=fake_similarity, embed=fake_embed)
 """
 
 
@@ -38,9 +46,11 @@ def _cached_keys(cache_dir) -> list[str]:
 
 def _run_here(tmp, backend):
     return run(make_params(2), balanced_dir=tmp / "balanced", out_dir=tmp / "augmented",
-               cache_dir=tmp / "cache", backend=backend, similarity=fake_similarity)
+               cache_dir=tmp / "cache", backend=backend, similarity=fake_similarity,
+               embed=fake_embed)
 
 
+@pytest.mark.slow
 def test_kill_during_generation_then_rerun(tmp_path):
     write_balanced(tmp_path / "balanced")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -71,3 +81,48 @@ def test_kill_during_generation_then_rerun(tmp_path):
         pd.testing.assert_frame_equal(
             pd.read_parquet(tmp_path / "augmented" / task / "train.parquet"),
             pd.read_parquet(fresh / "augmented" / task / "train.parquet"))
+
+
+ENGINE_CHILD = """
+import dataclasses, sys
+from pathlib import Path
+from augment.llamacpp_backend import LlamaCppBackend
+from augment.stage import run
+from tests.augment.fakes import fake_embed, fake_similarity, make_params
+tmp = Path(sys.argv[1])
+params = make_params(2)
+engine = LlamaCppBackend(dataclasses.replace(params.llamacpp, n_parallel=2, n_ctx=2048))
+run(params, balanced_dir=tmp / "balanced", out_dir=tmp / "augmented", cache_dir=tmp / "cache",
+    backend=engine, similarity=fake_similarity, embed=fake_embed)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_stage_also_stops_the_llamacpp_engine(tmp_path):
+    # the engine runs in a child process of the stage: killed with the stage, it must not go
+    # on generating for nobody (and holding the CPU)
+    write_balanced(tmp_path / "balanced")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    stage = subprocess.Popen([sys.executable, "-c", ENGINE_CHILD, str(tmp_path)], cwd=ROOT,
+                             env=env, stderr=subprocess.DEVNULL)
+    children = f"/proc/{stage.pid}/task/{stage.pid}/children"
+    deadline = time.monotonic() + 300
+    while not _cached_keys(tmp_path / "cache"):  # the engine runs and has written a chunk
+        assert stage.poll() is None and time.monotonic() < deadline, "no generation happened"
+        time.sleep(0.1)
+    [engine] = [int(pid) for pid in open(children).read().split()]
+    assert _alive(engine)
+    os.kill(stage.pid, signal.SIGKILL)
+    stage.wait()
+    deadline = time.monotonic() + 20
+    while _alive(engine) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(engine), "the llama.cpp engine outlived the killed stage"

@@ -1,25 +1,35 @@
-"""Real generation with the embedded SmolLM2 model through llama.cpp (a few sentences)."""
+"""Real generation with the embedded SmolLM2 model through llama.cpp (a few sentences).
+
+The engine runs in a process of its own (`augment.llamacpp_backend`), so a native crash of
+llama.cpp fails a test here with a BackendError instead of killing pytest.
+"""
 
 import dataclasses
 import json
+import os
+import signal
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from augment.backends import GenerationRequest
+from augment.engine import BackendError, GenerationRequest
 from augment.filters import REASONS
 from augment.llamacpp_backend import LlamaCppBackend
-from augment.params import LlamaCppParams, SamplingParams
+from augment.params import LlamaCppParams, SamplingParams, load_params
 from augment.stage import run
-from tests.augment.fakes import make_params, write_balanced
+from tests.augment.fakes import ROOT, make_params, write_balanced
 
 ENGINE = LlamaCppParams(model_path=None, n_threads=0, n_parallel=4, n_ctx=2048, n_batch=512,
-                        stop_at_line_end=True)
+                        stop_at_line_end=True, extra_buffers=False)
+MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SAMPLING = SamplingParams(temperature=0.6, top_p=0.9, top_k=40, max_tokens=32)
 MESSAGES = (("system", "You paraphrase sentences."),
             ("user", "Paraphrase the sentence. Reply with the paraphrase only.\n"
                      "Sentence: the film is a charming , witty romp ."))
+OTHER = (("system", "You paraphrase sentences."),
+         ("user", "Paraphrase the sentence. Reply with the paraphrase only.\n"
+                  "Sentence: a dull , plodding story that never finds its feet ."))
 
 
 def word_overlap(a, b) -> np.ndarray:
@@ -38,6 +48,12 @@ def backend():
     engine.close()
 
 
+def test_weight_repacking_is_off_by_default():
+    # llama.cpp's extra buffer types (AMX repacking) crash the first decode on Intel Sapphire
+    # Rapids-class CPUs: the shipped params must not turn them on
+    assert load_params(str(ROOT / "params.yaml")).llamacpp.extra_buffers is False
+
+
 @pytest.mark.slow
 def test_same_seed_same_completion_whatever_runs_beside_it(backend):
     requests = [GenerationRequest(MESSAGES, (5, 6, 5))]
@@ -49,6 +65,44 @@ def test_same_seed_same_completion_whatever_runs_beside_it(backend):
 
 
 @pytest.mark.slow
+def test_batched_completions_equal_single_stream_completions(backend):
+    # the generation cache keys a completion by (prompt, seed, sampling): batching with shared
+    # prompt cells and several sequences per decode must not change it
+    requests = [GenerationRequest(MESSAGES, (5, 6, 7)), GenerationRequest(OTHER, (5, 8))]
+    batched = backend.generate(requests, SAMPLING)
+    single = LlamaCppBackend(dataclasses.replace(ENGINE, n_parallel=1))
+    try:
+        alone = single.generate(requests, SAMPLING)
+    finally:
+        single.close()
+    assert [[c.text for c in per] for per in batched] == [[c.text for c in per] for per in alone]
+    assert len({c.text for c in batched[0]}) > 1  # the seeds do give different samples
+
+
+@pytest.mark.slow
+def test_the_samples_of_one_prompt_decode_it_once(backend):
+    [[one]] = backend.generate([GenerationRequest(MESSAGES, (5,))], SAMPLING)
+    alone = backend.stats
+    three = backend.generate([GenerationRequest(MESSAGES, (5, 6, 7))], SAMPLING)[0]
+    assert alone.prompt_tokens > 0 and backend.stats.prompt_tokens == alone.prompt_tokens
+    assert backend.stats.completions == 3
+    assert backend.stats.generated_tokens == sum(c.n_tokens for c in three)
+    assert three[0] == one
+
+
+@pytest.mark.slow
+def test_a_crash_of_the_engine_is_a_backend_error_not_a_dead_runner():
+    engine = LlamaCppBackend(ENGINE)
+    try:
+        engine.generate([GenerationRequest(MESSAGES, (5,))], SAMPLING)
+        os.kill(engine._process.process.pid, signal.SIGSEGV)  # what a native fault does
+        with pytest.raises(BackendError, match=r"llama.cpp engine .*SIGSEGV.*extra_buffers"):
+            engine.generate([GenerationRequest(MESSAGES, (6,))], SAMPLING)
+    finally:
+        engine.close()
+
+
+@pytest.mark.slow
 def test_stage_with_the_embedded_model(tmp_path, backend):
     # only sst class "3" is short (1 real row, target 3): two paraphrases to generate
     write_balanced(tmp_path / "balanced", {"sst": [3, 3, 3, 1, 3], "para": [3, 3],
@@ -57,7 +111,7 @@ def test_stage_with_the_embedded_model(tmp_path, backend):
     params = dataclasses.replace(params, prompts=dataclasses.replace(params.prompts, n_shots=2))
     summary = run(params, balanced_dir=tmp_path / "balanced", out_dir=tmp_path / "augmented",
                   cache_dir=tmp_path / "cache", backend=backend, similarity=word_overlap)
-    assert summary["generator"] == "llamacpp:SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert summary["generator"] == f"llamacpp:{MODEL}"
     sst = summary["tasks"]["sst"]
     assert sst["requested"] == 2 and sst["generated"] == 2
     assert sst["generated_now"] == 2 and sst["tokens_per_s"] > 0
@@ -76,8 +130,7 @@ def test_stage_with_the_embedded_model(tmp_path, backend):
     records = [json.loads(line) for f in (tmp_path / "cache").glob("*.jsonl")
                for line in f.read_text().splitlines()]
     assert len(records) == sum(t["generated"] for t in summary["tasks"].values())
-    assert all(r["n_tokens"] > 0 and r["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
-               for r in records)
+    assert all(r["n_tokens"] > 0 and r["model"] == MODEL for r in records)
 
 
 @pytest.mark.slow

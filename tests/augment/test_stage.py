@@ -1,18 +1,28 @@
 """The augment stage end to end on tiny tables, with a deterministic fake backend."""
 
+import dataclasses
 import json
 import logging
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from augment.diversity import distinct_n
 from augment.filters import REASONS
 from augment.outputs import PROVENANCE_COLUMNS
 from augment.prompts import TemplateError
 from augment.requests import PlanError
 from augment.stage import run
-from pipeline.tasks import TASKS, class_counts
-from tests.augment.fakes import FakeBackend, fake_similarity, make_params, write_balanced
+from minbert.tasks import TASKS, class_counts
+from tests.augment.fakes import (
+    FILLERS,
+    FakeBackend,
+    fake_embed,
+    fake_similarity,
+    make_params,
+    write_balanced,
+)
 
 
 def _run(tmp_path, ratio, backend=None, **changes):
@@ -22,7 +32,7 @@ def _run(tmp_path, ratio, backend=None, **changes):
     backend = backend or FakeBackend()
     summary = run(make_params(ratio, **changes), balanced_dir=balanced,
                   out_dir=tmp_path / "augmented", cache_dir=tmp_path / "cache",
-                  backend=backend, similarity=fake_similarity)
+                  backend=backend, similarity=fake_similarity, embed=fake_embed)
     return summary, backend
 
 
@@ -41,6 +51,7 @@ def test_ratio_zero_keeps_the_real_rows_only(tmp_path):
         assert summary["tasks"][task]["requested"] == 0
 
 
+@pytest.mark.slow
 def test_every_class_is_topped_up_to_ratio_times_target(tmp_path):
     summary, _ = _run(tmp_path, 2)
     for task in TASKS:
@@ -85,6 +96,7 @@ def test_rejections_are_kept_with_reasons_and_examples(tmp_path):
     assert metrics["sst"]["synthetic_rows"] == summary["tasks"]["sst"]["accepted"]
 
 
+@pytest.mark.slow
 def test_second_run_is_served_by_the_cache(tmp_path, caplog):
     _run(tmp_path, 2)
     first = _table(tmp_path, "para")
@@ -97,6 +109,7 @@ def test_second_run_is_served_by_the_cache(tmp_path, caplog):
     pd.testing.assert_frame_equal(first, _table(tmp_path, "para"))
 
 
+@pytest.mark.slow
 def test_raising_the_ratio_generates_only_the_missing_rows(tmp_path):
     _, low = _run(tmp_path, 1)
     _, high = _run(tmp_path, 3)
@@ -108,6 +121,7 @@ def test_raising_the_ratio_generates_only_the_missing_rows(tmp_path):
         pd.testing.assert_frame_equal(_table(tmp_path, task), _table(tmp_path / "fresh", task))
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_without_regenerating(tmp_path):
     with pytest.raises(RuntimeError, match="injected"):
         _run(tmp_path, 2, backend=FakeBackend(chunk_size=2, fail_after=5))
@@ -135,3 +149,83 @@ def test_template_file_without_a_task_is_a_clear_error(tmp_path):
     prompts = type(params.prompts)(template_file=str(path), n_shots=2, max_example_chars=200)
     with pytest.raises(TemplateError, match="no template for task 'para'"):
         _run(tmp_path, 1, prompts=prompts)
+
+
+def _drifting_embed(texts):
+    """fake_embed, except that an STS paraphrase (a text with a filler word) points anywhere:
+    its pair's similarity changes, so score_drift must reject it."""
+    vectors = fake_embed(texts)
+    for i, text in enumerate(texts):
+        if text.startswith("the sts") and any(f in text.split() for f in FILLERS):
+            vectors[i] = np.random.default_rng(len(text)).normal(size=vectors.shape[1])
+            vectors[i] /= np.linalg.norm(vectors[i])
+    return vectors
+
+
+def _run_with(tmp_path, embed, **filter_changes):
+    write_balanced(tmp_path / "balanced")
+    params = make_params(2)
+    params = dataclasses.replace(params, filters=dataclasses.replace(params.filters,
+                                                                     **filter_changes))
+    return run(params, balanced_dir=tmp_path / "balanced", out_dir=tmp_path / "augmented",
+               cache_dir=tmp_path / "cache", backend=FakeBackend(), similarity=fake_similarity,
+               embed=embed)
+
+
+@pytest.mark.slow
+def test_label_rules_reject_with_their_reason_and_can_be_switched_off(tmp_path):
+    on = _run_with(tmp_path / "on", _drifting_embed)
+    off = _run_with(tmp_path / "off", _drifting_embed, label_consistency=False)
+    drift_on = sum(c["rejected_by_reason"]["score_drift"]
+                   for c in on["tasks"]["sts"]["classes"].values())
+    assert drift_on > 0
+    rejected = pd.read_parquet(tmp_path / "on" / "augmented" / "rejected.parquet")
+    drifted = rejected[rejected["reason"] == "score_drift"]
+    assert len(drifted) == drift_on and (drifted["label_shift"] > 0.1).all()
+    examples = json.loads((tmp_path / "on" / "augmented" / "examples.json").read_text())
+    shown = [r for c in examples["sts"].values() for r in c["rejected"]]
+    assert any(r["reason"] == "score_drift" and r["label_shift"] > 0.1 for r in shown)
+    for task in TASKS:
+        for cls in off["tasks"][task]["classes"].values():
+            assert cls["accepted"] == cls["requested"]
+            assert all(cls["rejected_by_reason"][r] == 0
+                       for r in ("not_question", "label_flip", "score_drift", "near_duplicate"))
+    off_rejected = pd.read_parquet(tmp_path / "off" / "augmented" / "rejected.parquet")
+    assert off_rejected["label_shift"].isna().all()
+
+
+def test_the_probe_never_sees_dev_or_test_rows(tmp_path):
+    balanced = write_balanced(tmp_path / "balanced")
+    for task, spec in TASKS.items():  # dev/test tables beside the training table: traps
+        for split in ("dev", "test"):
+            trap = pd.read_parquet(balanced / task / "train.parquet")
+            for col in spec.text_columns:
+                trap[col] = [f"held-out {split} row {i} of {task}" for i in range(len(trap))]
+            trap.to_parquet(balanced / task / f"{split}.parquet")
+    seen: list[str] = []
+
+    def spy(texts):
+        seen.extend(texts)
+        return fake_embed(texts)
+
+    run(make_params(2), balanced_dir=balanced, out_dir=tmp_path / "augmented",
+        cache_dir=tmp_path / "cache", backend=FakeBackend(), similarity=fake_similarity,
+        embed=spy)
+    assert seen and not [t for t in seen if t.startswith("held-out")]
+    train = {t for task, spec in TASKS.items() for col in spec.text_columns
+             for t in pd.read_parquet(balanced / task / "train.parquet")[col]}
+    # every embedded text is a training row's text or a paraphrase (fake ones carry a filler)
+    assert {t for t in seen if not set(t.split()) & set(FILLERS)} <= train
+
+
+def test_metrics_carry_the_diversity_of_the_synthetic_rows(tmp_path):
+    _run(tmp_path, 2)
+    metrics = json.loads((tmp_path / "augmented" / "metrics.json").read_text())
+    sst = _table(tmp_path, "sst")
+    synthetic = sst.loc[sst["origin"] == "synthetic", "sentence"]
+    assert metrics["sst"]["distinct_2"] == round(distinct_n(list(synthetic), 2), 4)
+    assert metrics["sst"]["real_distinct_2"] == round(
+        distinct_n(list(sst.loc[sst["origin"] == "real", "sentence"]), 2), 4)
+    for task in TASKS:
+        assert 0 < metrics[task]["distinct_2"] <= 1
+        assert -1 <= metrics[task]["mean_pairwise_cosine"] <= 1

@@ -2,7 +2,7 @@ import pytest
 import torch
 import yaml
 
-from pipeline.params import from_dict
+from minbert.params import from_dict
 from tests.dvc_project import ROOT
 
 TINY_WORDS = ("film movie story actor scene plot music great dull funny sad long short bright "
@@ -12,9 +12,9 @@ TINY_WORDS = ("film movie story actor scene plot music great dull funny sad long
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A saved multitask model on a random 2-layer BERT (hidden 32), heads from params.yaml."""
-    from train.bert import BertConfig, BertModel
-    from train.model import MultitaskModel
-    from train.params import HeadsParams
+    from minbert.bert import BertConfig, BertModel
+    from minbert.heads import HeadsParams
+    from minbert.model import MultitaskModel
 
     tmp = tmp_path_factory.mktemp("tiny_model")
     vocab_dir = tmp / "backbone"

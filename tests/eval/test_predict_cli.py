@@ -87,6 +87,7 @@ def test_strict_refuses_rows_that_cannot_be_predicted(tmp_path, capsys, sst_labe
     assert "1 row(s) cannot be predicted" in captured.err
 
 
+@pytest.mark.slow
 def test_command_line_prints_no_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "eval.predict", *args(tmp_path, tmp_path / "absent.csv")],
@@ -94,3 +95,58 @@ def test_command_line_prints_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().endswith("absent.csv: file not found")
+
+
+def _bytes_case(case: str) -> bytes:
+    import gzip
+
+    good = "\tid\tsentence\tsentiment\n0\taaa\tFine .\t3\n"
+    return {
+        "utf16": good.encode("utf-16"),
+        "gzip": gzip.compress(good.encode()),
+        "binary": bytes(range(256)) * 16,
+        "cr_only": good.replace("\n", "\r").encode(),
+        "semicolon": good.replace("\t", ";").encode(),
+        "all_unreadable": b"\tid\tsentence\tsentiment\n0\taaa\ttoo\tmany\t3\n1\t\tno id\t3\n",
+    }[case]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("utf16", "is UTF-16 text"),
+    ("gzip", "looks like a gzip-compressed file"),
+    ("binary", "looks like a binary file"),
+    ("cr_only", "lines end with a bare carriage return"),
+    ("semicolon", "header is not tab-separated (found semicolons"),
+    ("all_unreadable", "no row can be predicted (all 2 rows unreadable: malformed_row 1, "
+                       "missing_id 1)"),
+])
+def test_input_that_cannot_be_read_is_one_line_error_with_exit_code_2(tmp_path, capsys, case,
+                                                                      message):
+    path = tmp_path / f"{case}.csv"
+    path.write_bytes(_bytes_case(case))
+    assert predict.main(args(tmp_path, path)) == 2
+    err = [line for line in capsys.readouterr().err.strip().splitlines()
+           if line.startswith("error: ")]
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_csv_level_oddities_are_read_not_fatal(tmp_path):
+    long = "word " * 30_000  # a field longer than the csv module's default limit
+    path = tmp_path / "odd.csv"
+    path.write_bytes(b"\xef\xbb\xbf\tid\tsentence\tsentiment\r\n"  # BOM, CRLF
+                     + f"0\taaa\t{long}\t3\r\n1\tbbb\t Good\rfilm .\t2\r\n\r\n".encode())
+    rows, unreadable = predict.read_input(path, "sst")
+    assert rows["id"].tolist() == ["aaa", "bbb"] and unreadable.empty
+    assert rows["sentence"].tolist()[1] == "Good film ." and rows["label"].tolist() == [3, 2]
+
+
+def test_output_that_cannot_be_written_is_reported_before_the_model_runs(tmp_path, capsys,
+                                                                         sst_labeled):
+    (tmp_path / "blocked").write_text("a file, not a folder")
+    argv = args(tmp_path, sst_labeled)
+    argv[argv.index("--output") + 1] = str(tmp_path / "blocked" / "out.csv")
+    assert predict.main(argv) == 2  # the model is missing too: the output is checked first
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    blocked = tmp_path / "blocked"
+    assert err == f"error: cannot write outputs in {blocked}: it is a file, not a folder"

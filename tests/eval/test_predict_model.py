@@ -59,14 +59,14 @@ def test_score_builds_headline_and_per_class_metrics():
     preds = {"sst": np.array([0, 1, 2, 3, 4, 0]), "para": np.array([0, 1, 0, 0]),
              "sts": np.array([0.5, 1.0, 2.5, 4.0])}
     headline, detail = evaluate.score(preds, dev)
-    assert headline["sst_acc"] == pytest.approx(5 / 6)
-    assert headline["para_acc"] == 0.75 and headline["para_f1"] == pytest.approx(2 / 3)
+    assert headline["sst_accuracy"] == pytest.approx(5 / 6)
+    assert headline["para_accuracy"] == 0.75 and headline["para_f1"] == pytest.approx(2 / 3)
     assert headline["sts_spearman"] == pytest.approx(1.0)
     assert headline["overall"] == pytest.approx(
         (5 / 6 + 0.75 + (headline["sts_pearson"] + 1) / 2) / 3)
     assert detail["sst"]["confusion"][4] == [1, 0, 0, 0, 1]
     assert detail["para"]["classes"]["1"]["recall"] == 0.5
-    assert list(headline) == ["overall", "sst_acc", "sst_macro_f1", "para_acc", "para_f1",
+    assert list(headline) == ["overall", "sst_accuracy", "sst_macro_f1", "para_accuracy", "para_f1",
                               "sts_pearson", "sts_spearman", "sts_mse", "sts_mae"]
 
 
@@ -77,7 +77,8 @@ def test_evaluate_stage_writes_metrics_plots_and_predictions(tiny_model_dir, cou
     monkeypatch.chdir(tmp_path)
     run(PrepareParams(raw_dir=str(course), normalize_whitespace=True, unescape_treebank=True,
                       quarantine_empty=True, deduplicate=True, quarantine_label_conflicts=True,
-                      remove_leakage=True, max_chars=2000), tmp_path / "data/clean")
+                      remove_leakage=True, max_chars=2000, max_quarantined_share=0.1),
+        tmp_path / "data/clean")
     (tmp_path / "models").mkdir()
     (tmp_path / "models/multitask").symlink_to(tiny_model_dir)
     (tmp_path / "params.yaml").write_text("evaluate:\n  batch_size: 4\n  device: cpu\n")
@@ -91,3 +92,45 @@ def test_evaluate_stage_writes_metrics_plots_and_predictions(tiny_model_dir, cou
     written = sorted(p.name for p in (tmp_path / "predictions").iterdir())
     assert written == ["para-dev-output.csv", "sst-dev-output.csv", "sst-test-output.csv",
                        "sts-dev-output.csv", "sts-test-output.csv"]
+
+
+@pytest.fixture
+def truncated_model_dir(tiny_model_dir, tmp_path):
+    import shutil
+
+    model = tmp_path / "truncated"
+    shutil.copytree(tiny_model_dir, model)
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # a copy cut short
+    return model
+
+
+def test_predict_with_a_truncated_model_file_is_one_line_error(truncated_model_dir, course,
+                                                               tmp_path, capsys):
+    out = tmp_path / "out.csv"
+    out.write_text("previous predictions\n")
+    argv = ["--model", str(truncated_model_dir), "--task", "sst", "--input",
+            str(course / "ids-sst-dev.csv"), "--output", str(out), "--device", "cpu"]
+    assert predict.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {truncated_model_dir}/model.safetensors: "
+                                               "not a readable safetensors file, truncated")
+    assert out.read_text() == "previous predictions\n"  # the last good output is kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "truncated"]
+
+
+def test_evaluate_with_a_truncated_model_file_is_one_line_error(truncated_model_dir, tmp_path,
+                                                                monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models/multitask").symlink_to(truncated_model_dir)
+    (tmp_path / "params.yaml").write_text("evaluate:\n  batch_size: 4\n  device: cpu\n")
+    (tmp_path / "reports/eval").mkdir(parents=True)
+    (tmp_path / "reports/eval/metrics.json").write_text('{"overall": 0.5}\n')
+    with pytest.raises(SystemExit) as exit_:
+        evaluate.main()
+    assert exit_.value.code == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "model.safetensors: not a readable safetensors file" in errors[0]
+    assert (tmp_path / "reports/eval/metrics.json").read_text() == '{"overall": 0.5}\n'
+    assert not (tmp_path / "predictions").exists()

@@ -6,18 +6,20 @@ kept, quarantined (with the expected reason and line), deduplicated or reported 
 it fails the named expectation and counts exactly the broken rows.
 """
 
+import gzip
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from minbert.params import load_section
 from pipeline import prepare
 from pipeline import validate as stage
-from pipeline.params import load_section
 from tests.course_data import write_course_files
-from tests.pipeline.validate_data import write_tables
+from tests.pipeline.validate_data import dirs_for, write_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 QUORA_ROW_65479 = (ROOT / "tests/fixtures/validate/quora-train-row-65479.tsv").read_bytes()
@@ -44,8 +46,9 @@ def set_field(raw: Path, name: str, row: int, column: int, value: bytes) -> None
 
 
 def data_rows(raw: Path, name: str) -> int:
-    """Rows in a course file: its non-blank lines after the header."""
-    return sum(1 for line in rows_of(raw, name)[1:] if line.strip())
+    """Rows in a course file: its lines after the header that are not empty (a line of spaces
+    or tabs is a row, quarantined with its reason)."""
+    return sum(1 for line in rows_of(raw, name)[1:] if line not in (b"", b"\r"))
 
 
 def run_prepare(raw: Path, out: Path) -> dict:
@@ -73,7 +76,27 @@ FILE_ERRORS = {
         lambda raw: (raw / SST_TRAIN).write_bytes((raw / SST_TRAIN).read_bytes().replace(
             b"\t", b",")),
         f"{SST_TRAIN}: line 1: header is not tab-separated"),
+    "wrong delimiter (semicolon)": (
+        lambda raw: recode(raw, SST_TRAIN, lambda d: d.replace(b"\t", b";")),
+        f"{SST_TRAIN}: line 1: header is not tab-separated (found semicolons"),
+    "UTF-16 (spreadsheet 'Unicode text')": (
+        lambda raw: recode(raw, SST_TRAIN, lambda d: d.decode().encode("utf-16")),
+        f"{SST_TRAIN}: is UTF-16 text"),
+    "compressed file": (lambda raw: recode(raw, SST_TRAIN, gzip.compress),
+                        f"{SST_TRAIN}: looks like a gzip-compressed file"),
+    "binary file named .csv": (lambda raw: recode(raw, SST_TRAIN, lambda d: os.urandom(4096)),
+                               f"{SST_TRAIN}: looks like a binary file"),
+    "CR-only line endings": (lambda raw: recode(raw, SST_TRAIN, lambda d: d.replace(b"\n", b"\r")),
+                             f"{SST_TRAIN}: lines end with a bare carriage return"),
+    "every dev row malformed": (
+        lambda raw: recode(raw, "ids-sst-dev.csv", lambda d: d.replace(b" .\t", b" .\t\t")),
+        "ids-sst-dev.csv: 10 of 10 rows quarantined (100%, more than "
+        "prepare.max_quarantined_share = 10%); main reasons: malformed_row 10"),
 }
+
+
+def recode(raw: Path, name: str, change) -> None:
+    (raw / name).write_bytes(change((raw / name).read_bytes()))
 
 
 @pytest.mark.parametrize("case", FILE_ERRORS)
@@ -106,6 +129,11 @@ def unterminated_quote(raw):
     write_rows(raw, SST_TRAIN, lines)
 
 
+def add_line(raw, name, row: int, line: bytes):
+    lines = rows_of(raw, name)
+    write_rows(raw, name, [*lines[:row + 1], line, *lines[row + 1:]])
+
+
 def duplicate_id(raw):
     first_id = rows_of(raw, SST_TRAIN)[1].split(b"\t")[1]
     set_field(raw, SST_TRAIN, 4, 1, first_id)
@@ -131,6 +159,25 @@ ROW_CASES = {
     "duplicate ids": (duplicate_id, SST_TRAIN, "duplicate_id", 6),
     "10,000-character sentence": (lambda raw: set_field(raw, SST_TRAIN, 9, 2, b"x" * 10_000),
                                   SST_TRAIN, "too_long", 11),
+    "field longer than the csv module's limit": (
+        lambda raw: set_field(raw, SST_TRAIN, 9, 2, b"word " * 30_000), SST_TRAIN, "too_long", 11),
+    "bare carriage return inside a field (whitespace)": (
+        lambda raw: set_field(raw, SST_TRAIN, 3, 2, b" Good\rfilm ."), SST_TRAIN, None, None),
+    "control characters inside a word (removed)": (
+        lambda raw: set_field(raw, SST_TRAIN, 3, 2, b" guilt\x7f\x00 ."), SST_TRAIN, None, None),
+    "byte-order mark before the header (ignored)": (
+        lambda raw: recode(raw, SST_TRAIN, lambda d: b"\xef\xbb\xbf" + d), SST_TRAIN, None, None),
+    "CRLF line endings": (lambda raw: recode(raw, SST_TRAIN, lambda d: d.replace(b"\n", b"\r\n")),
+                          SST_TRAIN, None, None),
+    "line of spaces": (lambda raw: add_line(raw, SST_TRAIN, 4, b"    "), SST_TRAIN,
+                       "whitespace_line", 6),
+    "line of tabs only (no id)": (lambda raw: add_line(raw, SST_TRAIN, 4, b"\t\t\t"), SST_TRAIN,
+                                  "whitespace_line", 6),
+    "sentence of zero-width characters": (
+        lambda raw: set_field(raw, SST_TRAIN, 5, 2, "\u200b\u2060".encode()), SST_TRAIN,
+        "empty_text", 7),
+    "control characters only": (lambda raw: set_field(raw, SST_TRAIN, 5, 2, b"\x01\x02"),
+                                SST_TRAIN, "empty_text", 7),
 }
 
 
@@ -228,7 +275,8 @@ def test_validate_unreadable_table_is_a_clear_error(case, tmp_path):
     params = write_tables(tmp_path)
     corrupt(tmp_path)
     with pytest.raises(stage.ContractError, match=message):
-        stage.validate(params, 1.0, tmp_path / "results.json", None, tasks=("sst",))
+        stage.validate(params, 1.0, tmp_path / "results.json", None, tasks=("sst",),
+                       **dirs_for(tmp_path))
 
 
 # case: (corrupt, suite, {(expectation, column): offending rows, or None for table-level})
@@ -268,6 +316,12 @@ VALIDATE_CASES = {
         lambda root: set_cell(root, "clean/sst/dev", 5, "label", None), D,
         {("expect_column_values_to_be_of_type", "label"): None,
          ("expect_column_values_to_not_be_null", "label"): 1}),
+    "control character in a sentence": (
+        lambda root: set_cell(root, "clean/sst/dev", 6, "sentence", "guilt\x7f ?"), D,
+        {("expect_column_values_to_not_match_regex", "sentence"): 1}),
+    "sentence of zero-width characters only": (
+        lambda root: set_cell(root, "clean/sst/dev", 6, "sentence", "\u200b\ufeff"), D,
+        {("expect_column_values_to_not_match_regex", "sentence"): 1}),
     "non-UTF-8 bytes (decoded as U+FFFD)": (
         lambda root: set_cell(root, "clean/sst/dev", 6, "sentence", "caf\ufffd noir ."), D,
         {("expect_column_values_to_not_match_regex", "sentence"): 1}),
@@ -293,7 +347,8 @@ def test_validate_names_the_broken_expectation_and_counts_rows(case, tmp_path):
     corrupt, suite, expected = VALIDATE_CASES[case]
     params = write_tables(tmp_path)
     corrupt(tmp_path)
-    document = stage.validate(params, 1.0, tmp_path / "results.json", None, tasks=("sst",))
+    document = stage.validate(params, 1.0, tmp_path / "results.json", None, tasks=("sst",),
+                       **dirs_for(tmp_path))
     assert not document["success"]
     assert [name for name, o in document["suites"].items() if not o["success"]] == [suite]
     outcome = document["suites"][suite]

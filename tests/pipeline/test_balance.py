@@ -42,3 +42,30 @@ def test_sts_uses_score_bins():
     assert {c: v["real"] for c, v in plan["classes"].items()} == \
         {"0-1": 2, "1-2": 1, "2-3": 0, "3-4": 1, "4-5": 2}
     assert plan["target"] == 2
+
+
+def test_balance_failing_half_way_keeps_the_last_good_outputs(tmp_path, monkeypatch):
+    import json
+
+    from pipeline import prepare
+    from pipeline.balance import BalanceParams, run
+    from tests.course_data import write_course_files
+    from tests.pipeline.test_accounting import params_for
+
+    clean, out = tmp_path / "clean", tmp_path / "balanced"
+    prepare.run(params_for(write_course_files(tmp_path / "raw")), clean)
+    run(BalanceParams(max_per_class=4, seed=1), clean, out)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    real, calls = pd.DataFrame.to_parquet, []
+
+    def to_parquet(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # sst written, para fails
+            raise OSError(28, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", to_parquet)
+    with pytest.raises(OSError, match="No space left"):
+        run(BalanceParams(max_per_class=2, seed=1), clean, out)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert json.loads((out / "plan.json").read_text())["sst"]["target"] == 4

@@ -1,7 +1,7 @@
 import pandas as pd
 
+from minbert.tasks import TASKS
 from pipeline.cleaning import drop_exact_duplicates, find_label_conflicts, find_leakage
-from pipeline.tasks import TASKS
 
 SST, STS = TASKS["sst"], TASKS["sts"]
 

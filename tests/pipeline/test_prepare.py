@@ -5,13 +5,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.course_io import InputError
+from minbert.course_io import InputError
+from minbert.tasks import TASKS
+from pipeline.accounting import audit
 from pipeline.prepare import PrepareParams, prepare_task, run
-from pipeline.tasks import TASKS
 
 PARAMS = PrepareParams(raw_dir="data/raw", normalize_whitespace=True, unescape_treebank=True,
                        quarantine_empty=True, deduplicate=True, quarantine_label_conflicts=True,
-                       remove_leakage=True, max_chars=2000)
+                       remove_leakage=True, max_chars=2000, max_quarantined_share=0.5)
 
 
 def add_lines(path: Path, *lines: str) -> None:
@@ -36,6 +37,8 @@ def test_every_row_is_accounted_for(course_dir, tmp_path):
         counts["leaked"] == counts["rows_in"]
     summary = json.loads((tmp_path / "clean" / "summary.json").read_text())
     assert summary["files"]["ids-sst-train.csv"] == counts
+    assert counts["lines"] == len(train.read_text().splitlines()) - 1  # counted in the file
+    assert audit(course_dir, tmp_path / "clean") == []  # the written tables explain every line
     q = pd.read_parquet(tmp_path / "clean" / "quarantine.parquet")
     assert set(q["reason"]) == {"invalid_label", "label_conflict"}
     removed = pd.read_parquet(tmp_path / "clean" / "removed.parquet")

@@ -8,7 +8,7 @@ import pytest
 from pipeline import report, report_tables
 from pipeline.report_render import markdown_table
 
-PARAMS = report.ReportParams(examples_per_class=1, quarantine_examples=1)
+PARAMS = report.ReportParams(examples_per_class=1, quarantine_examples=1, audit_examples=1)
 
 CLEAN_SUMMARY = {"files": {
     "ids-sst-train.csv": {
@@ -54,7 +54,7 @@ EXAMPLES = {"sst": {"4": {
                  {"source": "Great fun .", "completion": "Sure! Here", "paraphrase": None,
                   "side": "sentence", "reason": "unparsable", "similarity": None}],
 }}}
-METRICS = {"overall": 0.5, "sst_acc": 0.4, "para_acc": 0.6, "sts_pearson": 0.0}
+METRICS = {"overall": 0.5, "sst_accuracy": 0.4, "para_accuracy": 0.6, "sts_pearson": 0.0}
 PER_CLASS = {"sst": {
     "classes": {str(k): {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 1}
                 for k in range(5)},
@@ -150,7 +150,7 @@ def test_main_reads_the_project_layout(tmp_path, monkeypatch):
     (tmp_path / "data/clean").mkdir(parents=True)
     (tmp_path / "data/clean/summary.json").write_text(json.dumps(CLEAN_SUMMARY))
     (tmp_path / "params.yaml").write_text(
-        "report:\n  examples_per_class: 1\n  quarantine_examples: 1\n")
+        "report:\n  examples_per_class: 1\n  quarantine_examples: 1\n  audit_examples: 1\n")
     monkeypatch.chdir(tmp_path)
     report.main()
     md = (tmp_path / "reports/balance.md").read_text()

@@ -20,8 +20,14 @@ from pipeline.expectations import (
     unknown_source_ids,
 )
 from pipeline.gx_runner import MAX_EXAMPLE_CHARS, run_suites
-from pipeline.validate import ContractError, check_columns, failure_summary, task_jobs
-from tests.pipeline.validate_data import augmented_table, clean_split, params_for, write_tables
+from pipeline.validate import ContractError, failure_summary, task_jobs
+from tests.pipeline.validate_data import (
+    augmented_table,
+    clean_split,
+    dirs_for,
+    params_for,
+    write_tables,
+)
 
 BOUNDS = TextBounds(1, 2000)
 
@@ -112,26 +118,6 @@ def test_an_empty_class_makes_the_size_ratio_infinite():
 
 # --- contract check for predict ----------------------------------------------------------------
 
-def test_check_columns_names_file_and_missing_columns():
-    df = pd.DataFrame({"id": ["a"], "sentence1": ["x"]})
-    with pytest.raises(ContractError, match=r"in\.csv: missing column\(s\) sentence2 for task "
-                                            r"para \(needs id, sentence1, sentence2; found id, "
-                                            r"sentence1\)"):
-        check_columns(df, "para", source="in.csv")
-
-
-def test_check_columns_label_rules():
-    df = pd.DataFrame({"id": ["a"], "sentence": ["x"], "label": [1]})
-    check_columns(df, "sst")  # label optional
-    check_columns(df, "sst", labeled=True)
-    with pytest.raises(ContractError, match="has a label column"):
-        check_columns(df, "sst", labeled=False, source="test.csv")
-    with pytest.raises(ContractError, match="missing column.*label"):
-        check_columns(df.drop(columns="label"), "sst", labeled=True)
-    with pytest.raises(ContractError, match="unknown task 'nli'"):
-        check_columns(df, "nli")
-
-
 def test_augment_ratio_is_read_from_params(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("augment:\n  ratio: 10\n")
@@ -156,9 +142,11 @@ def test_failure_summary_names_suite_expectation_rows_and_examples():
 
 # --- running the suites with Great Expectations ------------------------------------------------
 
+@pytest.mark.slow
 def test_valid_tables_pass_and_build_data_docs(tmp_path):
     params = write_tables(tmp_path / "data")
-    document = stage.validate(params, 1.0, tmp_path / "results.json", tmp_path / "docs")
+    document = stage.validate(params, 1.0, tmp_path / "results.json", tmp_path / "docs",
+                              **dirs_for(tmp_path / "data"))
     assert document["success"] and document["failed"] == 0
     assert len(document["suites"]) == 11  # 8 clean splits + 3 training tables
     written = strict_json(tmp_path / "results.json")
@@ -213,35 +201,38 @@ def test_synthetic_share_upper_bound():
 def test_a_table_without_provenance_is_checked_without_balance():
     train = clean_split("sts", "train").iloc[:-2]  # a short 4-5 bin: fine before augmentation
     outcome = run_training_suite(train, task="sts")
-    assert outcome["success"] and outcome["evaluated"] == 19
+    # 21 = 19 + "has no control character" on sentence1 and sentence2
+    assert outcome["success"] and outcome["evaluated"] == 21
 
 
-def write_params(root, training_dir, ratio=1):
-    data = {"validate": {"clean_dir": "data/clean", "training_dir": training_dir,
-                         "min_chars": 1, "max_chars": 2000, "max_class_ratio": 1.1,
+def write_params(root, ratio=1):
+    data = {"validate": {"min_chars": 1, "max_chars": 2000, "max_class_ratio": 1.1,
                          "synthetic_share": [0.0, 0.99], "examples": 5},
             "augment": {"ratio": ratio}}
     (root / "params.yaml").write_text(yaml.safe_dump(data))
 
 
+@pytest.mark.slow
 def test_main_passes_on_valid_data(tmp_path, monkeypatch):
     write_tables(tmp_path / "data")
     (tmp_path / "data" / "training").rename(tmp_path / "data" / "augmented")
-    write_params(tmp_path, "data/augmented")
+    write_params(tmp_path)
     monkeypatch.chdir(tmp_path)
     stage.main()
     assert strict_json(tmp_path / "reports/validation/results.json")["success"] is True
     assert (tmp_path / "reports/validation/docs/index.html").exists()
 
 
+@pytest.mark.slow
 def test_main_fails_on_a_hand_broken_augmented_table(tmp_path, monkeypatch, caplog):
     write_tables(tmp_path / "data")
-    path = tmp_path / "data/training/sst/train.parquet"
+    (tmp_path / "data" / "training").rename(tmp_path / "data" / "augmented")
+    path = tmp_path / "data/augmented/sst/train.parquet"
     table = pd.read_parquet(path)
     synthetic = table.index[table["origin"] == "synthetic"][0]
     table.loc[synthetic, "generator"] = None
     table.to_parquet(path)
-    write_params(tmp_path, "data/training")
+    write_params(tmp_path)
     monkeypatch.chdir(tmp_path)
     with caplog.at_level(logging.ERROR, logger="pipeline.validate"), \
             pytest.raises(SystemExit) as exit_info:
@@ -249,7 +240,7 @@ def test_main_fails_on_a_hand_broken_augmented_table(tmp_path, monkeypatch, capl
     assert exit_info.value.code == 1
     message = caplog.text
     assert "validation failed: 1 of 11 suites, 1 of" in message
-    assert "sst_training (data/training/sst/train.parquet): a synthetic row names its generator"\
+    assert "sst_training (data/augmented/sst/train.parquet): a synthetic row names its generator"\
         in message and "1 row, e.g." in message
     results = strict_json(tmp_path / "reports/validation/results.json")
     assert results["success"] is False and results["suites_failed"] == 1
@@ -258,7 +249,7 @@ def test_main_fails_on_a_hand_broken_augmented_table(tmp_path, monkeypatch, capl
 
 def test_main_names_a_missing_table(tmp_path, monkeypatch, caplog):
     write_tables(tmp_path / "data")
-    write_params(tmp_path, "data/augmented")  # augment has not run
+    write_params(tmp_path)  # augment has not run: no data/augmented
     monkeypatch.chdir(tmp_path)
     with caplog.at_level(logging.ERROR), pytest.raises(SystemExit):
         stage.main()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.tasks import TASKS, class_names
+from minbert.tasks import TASKS, class_names
 from pipeline.validate import ValidateParams
 
 WORDS = "calm bright dusty early fierce gentle hollow icy jolly keen lucky misty".split()
@@ -86,9 +86,13 @@ def write_tables(root: Path, augmented: bool = True) -> ValidateParams:
     return params_for(root)
 
 
+def dirs_for(root: Path) -> dict[str, Path]:
+    """The table folders `write_tables(root)` fills, as `validate()` takes them."""
+    return {"clean_dir": root / "clean", "training_dir": root / "training"}
+
+
 def params_for(root: Path, **changes) -> ValidateParams:
-    values = dict(clean_dir=str(root / "clean"), training_dir=str(root / "training"),
-                  min_chars=1, max_chars=2000, max_class_ratio=1.1,
+    values = dict(min_chars=1, max_chars=2000, max_class_ratio=1.1,
                   synthetic_share=(0.0, 0.99), examples=5)
     values.update(changes)
     return ValidateParams(**values)

@@ -3,10 +3,10 @@ import json
 import pytest
 import torch
 
-from train.backbone import load_tokenizer
+from minbert.backbone import load_tokenizer
+from minbert.lora import apply_lora
+from minbert.model import MultitaskModel
 from train.loop import build_optimizer, train, warmup_linear_decay
-from train.lora import apply_lora
-from train.model import MultitaskModel
 from train.stage import build_model
 
 from .tiny import make_params, task_tables, write_backbone
@@ -33,6 +33,7 @@ def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("schedule", ["round_robin", "sequential", "proportional", "annealed"])
 def test_every_schedule_trains_and_keeps_the_best_epoch(backbone, schedule):
     model, best, saves = run(backbone, schedule=schedule)
@@ -41,6 +42,7 @@ def test_every_schedule_trains_and_keeps_the_best_epoch(backbone, schedule):
     assert best["overall"] == max(s["overall"] for s in saves)
 
 
+@pytest.mark.slow
 def test_two_cpu_runs_give_identical_weights(backbone):
     first, best1, _ = run(backbone, **{"heads.dropout": 0.2})
     second, best2, _ = run(backbone, **{"heads.dropout": 0.2})
@@ -57,6 +59,7 @@ def test_training_changes_the_weights(backbone):
     assert not same_weights(untrained, trained)
 
 
+@pytest.mark.slow
 def test_smart_with_weight_zero_equals_training_without_smart(backbone):
     plain, _, _ = run(backbone)
     zero, _, _ = run(backbone, **{"techniques.smart.enabled": True,
@@ -64,6 +67,7 @@ def test_smart_with_weight_zero_equals_training_without_smart(backbone):
     assert same_weights(plain, zero)
 
 
+@pytest.mark.slow
 def test_smart_only_touches_the_tasks_it_names(backbone):
     weights = {"sst": 0.0, "para": 1.0, "sts": 1.0}  # SST is not trained at all
     plain, _, _ = run(backbone, task_weights=weights)
@@ -75,6 +79,7 @@ def test_smart_only_touches_the_tasks_it_names(backbone):
     assert not same_weights(plain, para_only)
 
 
+@pytest.mark.slow
 def test_pcgrad_on_a_single_task_equals_plain_training(backbone):
     weights = {"sst": 1.0, "para": 0.0, "sts": 0.0}
     plain, _, _ = run(backbone, task_weights=weights)
@@ -84,6 +89,7 @@ def test_pcgrad_on_a_single_task_equals_plain_training(backbone):
         assert torch.allclose(p, q, atol=1e-6), name
 
 
+@pytest.mark.slow
 def test_all_five_techniques_together(backbone):
     model, best, saves = run(backbone, finetune_backbone=False, grad_accum=2, **{
         "techniques.pcgrad.enabled": True, "techniques.smart.enabled": True,
@@ -97,6 +103,7 @@ def test_all_five_techniques_together(backbone):
     assert all("lora_" in n for n, p in model.bert.named_parameters() if p.requires_grad)
 
 
+@pytest.mark.slow
 def test_dvclive_logs_per_epoch_losses_and_dev_metrics(backbone, tmp_path):
     from dvclive import Live
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.params import ParamsError
-from train.bert import CheckpointError
-from train.model import MultitaskModel
+from minbert.bert import CheckpointError
+from minbert.model import MultitaskModel
+from minbert.params import ParamsError
 from train.stage import main
 
 from .tiny import params_dict, write_backbone, write_tables
@@ -41,6 +41,7 @@ def args(root: Path, params: Path, out: str = "out") -> list[str]:
             "--live-dir", str(root / out / "live")]
 
 
+@pytest.mark.slow
 def test_stage_writes_the_model_and_dvclive_logs(project):
     main(args(project, write_params(project, max_train_rows={"sst": 20, "para": 0, "sts": 0})))
     model_dir = project / "out" / "model"
@@ -145,6 +146,7 @@ def test_embedded_minilm_backbone_trains(project):
     assert loaded.bert.config.hidden_size == 384 and loaded.bert.config.num_hidden_layers == 6
 
 
+@pytest.mark.slow
 def test_max_rows_sample_the_training_and_dev_tables(project, caplog):
     params = write_params(project, "rows.yaml", epochs=1,
                           max_train_rows={"sst": 10, "para": 0, "sts": 7},

@@ -11,8 +11,8 @@ import pandas as pd
 import torch
 import yaml
 
-from pipeline.params import from_dict
-from train.bert import BertConfig, BertModel
+from minbert.bert import BertConfig, BertModel
+from minbert.params import from_dict
 from train.params import TrainParams, validate
 
 WORDS = (
