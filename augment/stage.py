@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -106,17 +105,8 @@ def encoder_similarity(params: EncoderParams) -> SimilarityFn:
     return CachedEncoder(params).similarity
 
 
-def _write_atomic(path: Path, write) -> None:
-    """Write through a temporary file, so a killed run never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def _write_json(path: Path, data: dict) -> None:
-    _write_atomic(path, lambda p: p.write_text(json.dumps(data, indent=2, ensure_ascii=False)
-                                               + "\n", encoding="utf-8"))
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def open_cache(cache_dir: Path | None) -> GenerationCache:
@@ -164,9 +154,10 @@ def run(params: AugmentParams, *, balanced_dir: Path = BALANCED_DIR, out_dir: Pa
     rejected_all = pd.concat(rejected, ignore_index=True)
     with StageOutputs() as outputs:  # all outputs replace the previous ones, or none does
         staging = outputs.stage(out_dir)
-        for task, table in training.items():
-            _write_atomic(staging / task / "train.parquet", lambda p, t=table: t.to_parquet(p))
-        _write_atomic(staging / "rejected.parquet", lambda p: rejected_all.to_parquet(p))
+        for task, table in training.items():  # the staging dir is the transaction: plain writes
+            (staging / task).mkdir()
+            table.to_parquet(staging / task / "train.parquet")
+        rejected_all.to_parquet(staging / "rejected.parquet")
         _write_json(staging / "examples.json", examples)
         _write_json(staging / "summary.json", summary)
         _write_json(staging / "metrics.json", metrics(summary))

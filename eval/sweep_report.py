@@ -10,8 +10,9 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 from pathlib import Path
+
+from minbert.outputs import StageOutputs
 
 log = logging.getLogger(__name__)
 
@@ -128,17 +129,13 @@ def render_figure(summary: dict) -> bytes:
     return buffer.getvalue()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def write(summary: dict, out_dir: Path) -> None:
-    """reports/sweep.json, sweep.png and sweep.md (each replaced in one rename)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out_dir / "sweep.json", (json.dumps(summary, indent=2) + "\n").encode())
-    _write_atomic(out_dir / "sweep.png", render_figure(summary))
-    _write_atomic(out_dir / "sweep.md", render_markdown(summary).encode())
+    """reports/sweep.json, sweep.png and sweep.md, replaced together (minbert.outputs);
+    the other files in `out_dir` are left alone."""
+    with StageOutputs() as outputs:
+        staging = outputs.stage(out_dir)
+        (staging / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (staging / "sweep.png").write_bytes(render_figure(summary))
+        (staging / "sweep.md").write_text(render_markdown(summary))
     log.info("wrote %s/sweep.md, sweep.json, sweep.png (%d groups, %d not averaged)", out_dir,
              len({r["label"] for r in summary["rows"]}), len(summary.get("not_averaged") or []))
