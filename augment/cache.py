@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 CACHE_ENV = "BALANCED_MINBERT_GENERATION_CACHE"
 APP_DIR = Path("balanced-minbert") / "generations"
+MODEL_CACHE_ENV = "BALANCED_MINBERT_MODEL_CACHE"
+MODEL_APP_DIR = Path("balanced-minbert") / "models"
 LEGACY_DIR = Path("data/cache/generations")  # the workspace location of earlier versions
 
 
@@ -48,21 +50,29 @@ class CacheLocationError(ValueError):
     """The configured cache location cannot be used."""
 
 
-def resolve_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """$BALANCED_MINBERT_GENERATION_CACHE, else $XDG_CACHE_HOME/..., else ~/.cache/...."""
+def resolve_cache_dir(environ: Mapping[str, str] | None = None, *, variable: str = CACHE_ENV,
+                      app_dir: Path = APP_DIR) -> Path:
+    """$BALANCED_MINBERT_GENERATION_CACHE, else $XDG_CACHE_HOME/..., else ~/.cache/....
+    (`variable` and `app_dir` name another cache of the same kind, e.g. `resolve_model_dir`)."""
     environ = os.environ if environ is None else environ
-    configured = environ.get(CACHE_ENV, "").strip()
+    configured = environ.get(variable, "").strip()
     if configured:
         path = Path(configured).expanduser()
         if not path.is_absolute():  # a queued run's working directory is a temporary copy
-            raise CacheLocationError(f"{CACHE_ENV}={configured!r} must be an absolute path "
+            raise CacheLocationError(f"{variable}={configured!r} must be an absolute path "
                                      "(experiments run in temporary copies of the project)")
         return path
     xdg = environ.get("XDG_CACHE_HOME", "").strip()
     if xdg and Path(xdg).is_absolute():  # the XDG spec ignores relative values
-        return Path(xdg) / APP_DIR
+        return Path(xdg) / app_dir
     home = environ.get("HOME", "").strip()
-    return (Path(home) if home else Path.home()) / ".cache" / APP_DIR
+    return (Path(home) if home else Path.home()) / ".cache" / app_dir
+
+
+def resolve_model_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where converted model weights are kept: $BALANCED_MINBERT_MODEL_CACHE, else
+    $XDG_CACHE_HOME/balanced-minbert/models, else ~/.cache/balanced-minbert/models."""
+    return resolve_cache_dir(environ, variable=MODEL_CACHE_ENV, app_dir=MODEL_APP_DIR)
 
 
 def legacy_hint(cache_dir: Path, workspace: Path = Path(".")) -> str | None:

@@ -36,7 +36,8 @@ from augment.engine import (
     flatten,
     unflatten,
 )
-from augment.llamacpp_engine import EngineStats, LlamaCppEngine
+from augment.cache import resolve_model_dir
+from augment.llamacpp_engine import EngineStats, LlamaCppEngine, converted_weights
 from augment.params import LlamaCppParams, SamplingParams
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,9 @@ class LlamaCppBackend:
         self.path = Path(params.model_path) if params.model_path else embedded_gguf_path()
         if not self.path.is_file():
             raise BackendError(f"augment.llamacpp.model_path: no GGUF file at {self.path}")
-        self.model = self.path.name  # names the rows' generator and keys the cache
+        # names the rows' generator and keys the cache: converted weights decode differently
+        self.model = self.path.name if params.weights == "file" else \
+            f"{self.path.name}@{params.weights}"
         self.chunk_size = 2 * params.n_parallel  # completions per cache write
         self.stats = EngineStats()  # of the last generate() call
         self._process: _EngineProcess | None = None
@@ -96,7 +99,7 @@ class _EngineProcess:
         self.conn = Connection(parent_reads, readable=True, writable=False)
         self.out = Connection(parent_writes, readable=False, writable=True)
         self.model = path.name
-        self.out.send((str(path), params))
+        self.out.send((str(path), params, str(resolve_model_dir())))
         self._receive(None, "loading the model")
 
     def run(self, messages: list[Messages], seeds: list[int], sampling: SamplingParams,
@@ -158,9 +161,10 @@ def serve(read_fd: int, write_fd: int) -> None:
     threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
     conn = Connection(write_fd, readable=False, writable=True)
     inbox = Connection(read_fd, readable=True, writable=False)
-    path, params = inbox.recv()
+    path, params, model_dir = inbox.recv()
     try:
-        engine = LlamaCppEngine(Path(path), params)
+        engine = LlamaCppEngine(converted_weights(Path(path), params.weights, Path(model_dir)),
+                                params)
     except BackendError as e:
         conn.send(("error", str(e)))
         return

@@ -19,6 +19,13 @@ unified KV cache:
 * with `stop_at_line_end`, a sequence stops at the first line break that follows its first
   content line: the parser keeps only that line, so the tokens after it would be wasted.
 
+With `augment.llamacpp.weights: f16` (the default) the engine loads a copy of the GGUF whose
+weights are converted to F16, made once by llama.cpp's own converter (`llama_model_quantize`)
+into the model cache (`augment.cache.resolve_model_dir`): llama.cpp's CPU backend multiplies a
+batch of tokens against F16 or Q8_0 weights with its tiled matrix kernels, but against Q4_1
+weights one row at a time, so batched decoding of the embedded Q4_1 file gains little over a
+single stream. F16 keeps every Q4_1 weight to F16 rounding (a relative 2^-11).
+
 The model is loaded with `use_extra_bufts` from `augment.llamacpp.extra_buffers` (default
 false): llama.cpp's CPU weight repacking into "extra buffer types" (AMX tiles on Intel
 Sapphire Rapids and later) crashes the first decode on such CPUs (ggml-org/llama.cpp#20824).
@@ -29,6 +36,7 @@ Runs inside the engine process of `augment.llamacpp_backend`; `llama_cpp` is imp
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import time
 from collections import deque
@@ -39,6 +47,49 @@ from pathlib import Path
 from augment.engine import BackendError, Completion, Messages
 from augment.filters import first_content_line
 from augment.params import LlamaCppParams, SamplingParams
+
+
+CONVERSIONS = {"f16": "LLAMA_FTYPE_MOSTLY_F16", "q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0"}
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def converted_weights(path: Path, weights: str, model_dir: Path) -> Path:
+    """The GGUF file to load: `path` itself for weights "file", else a copy of it with its
+    weights converted to `weights` (f16 | q8_0), made once in `model_dir` and named after the
+    source's content hash (a changed source file gets a new copy). Written under a temporary
+    name and renamed, so concurrent runs never load a half-written file."""
+    if weights == "file":
+        return path
+    if weights not in CONVERSIONS:
+        raise BackendError(f"augment.llamacpp.weights: {weights!r} is not one of file, "
+                           f"{', '.join(CONVERSIONS)}")
+    target = model_dir / f"{path.stem}.{file_digest(path)[:16]}.{weights}.gguf"
+    if target.is_file():
+        return target
+    import llama_cpp as lc
+    from llama_cpp._logger import set_verbose
+
+    set_verbose(False)  # the converter logs every tensor otherwise
+    model_dir.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    qp = lc.llama_model_quantize_default_params()
+    qp.ftype, qp.allow_requantize, qp.nthread = getattr(lc, CONVERSIONS[weights]), True, 0
+    try:
+        rc = lc.llama_model_quantize(str(path).encode(), str(partial).encode(), qp)
+        if rc != 0 or not partial.is_file():
+            raise BackendError(f"llama.cpp could not convert {path.name} to {weights} (code "
+                               f"{rc}) in {model_dir}: set augment.llamacpp.weights: file")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
 
 
 @dataclass

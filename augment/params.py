@@ -8,6 +8,7 @@ from typing import Literal
 from minbert.params import load_section
 
 BackendName = Literal["llamacpp", "transformers", "vllm", "openai", "auto"]
+LlamaCppWeights = Literal["file", "f16", "q8_0"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class LlamaCppParams:
     n_batch: int  # most tokens per llama_decode call
     stop_at_line_end: bool  # stop at the line break after the first content line
     extra_buffers: bool  # llama.cpp weight repacking (use_extra_bufts); crashes on AMX CPUs
+    weights: LlamaCppWeights  # file (as stored) | f16 | q8_0: a converted copy, made once
 
 
 @dataclass(frozen=True)

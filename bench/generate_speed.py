@@ -46,7 +46,7 @@ from minbert.tasks import class_of  # noqa: E402
 
 log = logging.getLogger("bench")
 RESULTS = Path("bench/results/generate_speed.json")
-SINGLE = "llamacpp single stream (n_parallel=1)"
+SINGLE = "llamacpp single stream (n_parallel=1, file weights)"
 
 
 def sst_requests(params: AugmentParams, n: int, path: Path,
@@ -121,14 +121,17 @@ class _Open:
     accepted: int = 0
 
 
-def llamacpp_backends(params: AugmentParams, widths: list[int]):
+def llamacpp_backends(params: AugmentParams, widths: list[int], weights: list[str]):
+    """The reference (one stream, the GGUF's own weights), then every batch width with every
+    weight type (augment.llamacpp.weights)."""
     from augment.llamacpp_backend import LlamaCppBackend
 
     yield SINGLE, LlamaCppBackend(
-        dataclasses.replace(params.llamacpp, n_parallel=1))
-    for width in widths:
-        yield f"llamacpp batched (n_parallel={width})", LlamaCppBackend(
-            dataclasses.replace(params.llamacpp, n_parallel=width))
+        dataclasses.replace(params.llamacpp, n_parallel=1, weights="file"))
+    for kind in weights:
+        for width in widths:
+            yield f"llamacpp batched (n_parallel={width}, {kind} weights)", LlamaCppBackend(
+                dataclasses.replace(params.llamacpp, n_parallel=width, weights=kind))
 
 
 def transformers_backends(params: AugmentParams, batch_size: int):
@@ -229,6 +232,9 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["llamacpp", "transformers", "vllm"])
     parser.add_argument("--parallel", type=int, nargs="+", default=None,
                         help="llama.cpp n_parallel values (default: params.yaml)")
+    parser.add_argument("--weights", nargs="+", default=None, choices=["file", "f16", "q8_0"],
+                        help="llama.cpp weights of the batched rows (default: file and "
+                             "params.yaml's augment.llamacpp.weights)")
     parser.add_argument("--extra-buffers", action="store_true",
                         help="llama.cpp weight repacking on (crashes on AMX CPUs; to measure it)")
     parser.add_argument("--threads", type=int, default=None,
@@ -258,8 +264,9 @@ def main() -> None:
     log.info("%d SST sentences, %d CPU cores, load average %s, llama.cpp threads %s",
              len(requests), os.cpu_count(), " ".join(open("/proc/loadavg").read().split()[:3]),
              params.llamacpp.n_threads or "all")
+    weights = args.weights or list(dict.fromkeys(["file", params.llamacpp.weights]))
     makers = {"llamacpp": lambda: llamacpp_backends(params, args.parallel
-                                                    or [params.llamacpp.n_parallel]),
+                                                    or [params.llamacpp.n_parallel], weights),
               "transformers": lambda: transformers_backends(params, args.hf_batch),
               "vllm": lambda: vllm_backends(params),
               "openai": lambda: server_backends(params, args)}

@@ -1,4 +1,5 @@
 import os
+import tempfile
 
 import pytest
 
@@ -6,6 +7,9 @@ from tests.course_data import write_course_files
 
 # Keep test runs single-threaded and quiet on the 2-core CI machine.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The llama.cpp engine's converted weights (augment.llamacpp.weights) go to a directory of this
+# test session, not the user's model cache; child processes (dvc repro) inherit it.
+os.environ.setdefault("BALANCED_MINBERT_MODEL_CACHE", tempfile.mkdtemp(prefix="minbert-models-"))
 
 
 @pytest.fixture

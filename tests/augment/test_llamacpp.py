@@ -15,13 +15,15 @@ import pytest
 
 from augment.engine import BackendError, GenerationRequest
 from augment.filters import REASONS
+from augment.engine import embedded_gguf_path
 from augment.llamacpp_backend import LlamaCppBackend
+from augment.llamacpp_engine import converted_weights, file_digest
 from augment.params import LlamaCppParams, SamplingParams, load_params
 from augment.stage import run
 from tests.augment.fakes import ROOT, make_params, write_balanced
 
 ENGINE = LlamaCppParams(model_path=None, n_threads=0, n_parallel=4, n_ctx=2048, n_batch=512,
-                        stop_at_line_end=True, extra_buffers=False)
+                        stop_at_line_end=True, extra_buffers=False, weights="f16")
 MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SAMPLING = SamplingParams(temperature=0.6, top_p=0.9, top_k=40, max_tokens=32)
 MESSAGES = (("system", "You paraphrase sentences."),
@@ -52,6 +54,30 @@ def test_weight_repacking_is_off_by_default():
     # llama.cpp's extra buffer types (AMX repacking) crash the first decode on Intel Sapphire
     # Rapids-class CPUs: the shipped params must not turn them on
     assert load_params(str(ROOT / "params.yaml")).llamacpp.extra_buffers is False
+
+
+def test_converted_weights_are_made_once_and_named_by_the_source(tmp_path):
+    source = embedded_gguf_path()
+    assert converted_weights(source, "file", tmp_path) == source
+    copy = converted_weights(source, "f16", tmp_path)
+    assert copy.parent == tmp_path and copy.name.endswith(".f16.gguf")
+    assert file_digest(source)[:16] in copy.name
+    # every weight matrix is now F16: 2 bytes a parameter, ~135M parameters
+    assert 2.5e8 < copy.stat().st_size < 2.9e8 and copy.stat().st_size > 2 * source.stat().st_size
+    made = copy.stat().st_mtime_ns
+    assert converted_weights(source, "f16", tmp_path) == copy
+    assert copy.stat().st_mtime_ns == made  # reused, not converted again
+    assert [p.name for p in tmp_path.iterdir()] == [copy.name]  # no partial file left behind
+
+
+def test_unknown_weight_type_is_a_clear_error(tmp_path):
+    with pytest.raises(BackendError, match="augment.llamacpp.weights: 'q2' is not one of"):
+        converted_weights(embedded_gguf_path(), "q2", tmp_path)
+
+
+def test_converted_weights_key_the_cache_apart_from_the_file():
+    assert LlamaCppBackend(ENGINE).model == f"{MODEL}@f16"
+    assert LlamaCppBackend(dataclasses.replace(ENGINE, weights="file")).model == MODEL
 
 
 @pytest.mark.slow
@@ -111,7 +137,7 @@ def test_stage_with_the_embedded_model(tmp_path, backend):
     params = dataclasses.replace(params, prompts=dataclasses.replace(params.prompts, n_shots=2))
     summary = run(params, balanced_dir=tmp_path / "balanced", out_dir=tmp_path / "augmented",
                   cache_dir=tmp_path / "cache", backend=backend, similarity=word_overlap)
-    assert summary["generator"] == f"llamacpp:{MODEL}"
+    assert summary["generator"] == f"llamacpp:{MODEL}@f16"
     sst = summary["tasks"]["sst"]
     assert sst["requested"] == 2 and sst["generated"] == 2
     assert sst["generated_now"] == 2 and sst["tokens_per_s"] > 0
@@ -130,7 +156,7 @@ def test_stage_with_the_embedded_model(tmp_path, backend):
     records = [json.loads(line) for f in (tmp_path / "cache").glob("*.jsonl")
                for line in f.read_text().splitlines()]
     assert len(records) == sum(t["generated"] for t in summary["tasks"].values())
-    assert all(r["n_tokens"] > 0 and r["model"] == MODEL for r in records)
+    assert all(r["n_tokens"] > 0 and r["model"] == f"{MODEL}@f16" for r in records)
 
 
 @pytest.mark.slow
