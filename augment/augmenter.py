@@ -7,7 +7,8 @@ class (see `augment.requests`), so every round continues where the last one stop
 (or a higher ratio) meets the same keys in the generation cache.
 
 Each candidate ends with a status: accepted, rejected (with a reason, `augment.filters`) or
-surplus (valid, but the class was already full).
+surplus (valid, but the class was already full, or held back to keep the classes balanced when
+another class ended short: `hold_balance`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from augment.prompts import (
 from augment.requests import paraphrase_requests, rows_needed, source_order, stable_seed
 from minbert.tasks import TASKS, class_of
 
+HELD_BACK = "held_back"  # the reason of a surplus paraphrase held back by `hold_balance`
 SimilarityFn = Callable[[Sequence[str], Sequence[str]], np.ndarray]  # cosine per pair
 
 
@@ -206,5 +208,29 @@ def augment_task(task: str, real: pd.DataFrame, plan_task: dict, params: Augment
         rounds.append(judge(candidates, real_keys, accepted_keys, states, params, similarity,
                             checks))
     if rounds:
-        result.candidates = pd.concat(rounds, ignore_index=True)
+        result.candidates = hold_balance(pd.concat(rounds, ignore_index=True), states,
+                                         params.max_class_ratio)
     return result
+
+
+def hold_balance(candidates: pd.DataFrame, states: dict[str, ClassState],
+                 max_ratio: float) -> pd.DataFrame:
+    """Keep every class within `max_ratio` x the rows of the smallest one.
+
+    A class can end short of its goal when the generator cannot fill it within its budget (the
+    embedded model passes few of its Quora duplicate paraphrases; at high ratios each source
+    must yield many distinct paraphrases). Then the other classes' last accepted paraphrases
+    (latest round, latest request first) become surplus with reason `held_back`: valid,
+    counted in the funnel, not trained on. Real rows are never held back. Updates
+    `states[cls].accepted`."""
+    if candidates.empty or max_ratio <= 0:
+        return candidates
+    rows = {cls: len(st.real) + st.accepted for cls, st in states.items()}
+    cap = math.floor(max_ratio * min(rows.values()))
+    status, reason = candidates["status"].copy(), candidates["reason"].copy()
+    for cls, n in rows.items():
+        accepted = candidates.index[(candidates["cls"] == cls) & (status == "accepted")]
+        held = accepted[len(accepted) - min(max(n - cap, 0), len(accepted)):]
+        status.loc[held], reason.loc[held] = "surplus", HELD_BACK
+        states[cls].accepted -= len(held)
+    return candidates.assign(status=status, reason=reason)

@@ -74,6 +74,8 @@ def class_summary(cls: str, plan_class: dict, need: int, candidates: pd.DataFram
         "accepted": accepted, "rejected": int(status.get("rejected", 0)),
         "rejected_by_reason": {r: int(reasons.get(r, 0)) for r in REASONS},
         "surplus": int(status.get("surplus", 0)), "shortfall": need - accepted,
+        # of the surplus: held back because another class ended short (augmenter.hold_balance)
+        "held_back": int(reasons.get("held_back", 0)),
         # share of generations that passed every filter (accepted + surplus)
         "pass_rate": round(1 - int(status.get("rejected", 0)) / len(mine), 4)
         if len(mine) else None,

@@ -98,6 +98,7 @@ class AugmentParams:
     backend: BackendName
     max_rounds: int  # generation rounds; later rounds replace rejected rows
     max_requests_factor: float  # at most this many generations per needed row
+    max_class_ratio: float  # a short class holds back the others' last paraphrases (surplus)
     examples_per_class: int  # accepted/rejected samples per class in examples.json
     prompts: PromptParams
     sampling: SamplingParams

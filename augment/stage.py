@@ -203,7 +203,9 @@ def _log_task(task: str, t: dict) -> None:
         log.info("%s: every class already has its round(ratio x target) rows; nothing to "
                  "generate (%d training rows)", task, t["rows"])
         return
-    short = {c: s["shortfall"] for c, s in t["classes"].items() if s["shortfall"] > 0}
+    short = {c: s["shortfall"] - s["held_back"] for c, s in t["classes"].items()
+             if s["shortfall"] > s["held_back"]}
+    held = {c: s["held_back"] for c, s in t["classes"].items() if s["held_back"]}
     log.info("%s: %d synthetic rows accepted of %d requested (%d generations, %d from the "
              "cache); %d training rows", task, t["accepted"], t["requested"], t["generated"],
              t["cache_hits"], t["rows"])
@@ -211,6 +213,9 @@ def _log_task(task: str, t: dict) -> None:
         log.warning("%s: classes below their goal after %s: %s (raise augment.max_rounds or "
                     "augment.max_requests_factor, or relax augment.filters)", task,
                     "all rounds", short)
+    if held:
+        log.warning("%s: paraphrases held back (surplus) to keep every class within "
+                    "augment.max_class_ratio x the smallest one: %s", task, held)
 
 
 def _log_cache(summary: dict) -> None:

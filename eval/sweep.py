@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +60,7 @@ class Run:
 
     name: str
     rev: str
-    status: str  # finished | failed | queued | running | no metrics
+    status: str  # finished | failed | queued | running | no metrics | repeat
     params: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     note: str = ""
@@ -137,6 +137,28 @@ def group_runs(runs: Sequence[Run], keys: Sequence[str],
 
     return {k: sorted(g, key=by_seed) for k, g in sorted(groups.items(),
                                                          key=lambda item: sort_key(item[0]))}
+
+
+def drop_repeats(groups: dict[tuple, list[Run]], seed_params: Sequence[str] = SEED_PARAMS
+                 ) -> tuple[dict[tuple, list[Run]], list[Run]]:
+    """Runs of a group with the same seed are one replicate run twice (e.g. the workspace run
+    at the highest ratio and the queued run of the same params): the first is kept, the others
+    come back with status "repeat" and are listed, never averaged (a seed counted twice would
+    narrow the intervals without new evidence)."""
+    kept_groups, repeats = {}, []
+    for key, runs in groups.items():
+        kept: dict[tuple, Run] = {}
+        for run in runs:
+            seed = tuple(repr(run.params.get(p)) for p in seed_params)
+            if seed in kept:
+                first = kept[seed]
+                same = "same metrics" if run.metrics == first.metrics else "different metrics"
+                repeats.append(replace(run, status="repeat",
+                                       note=f"same params and seed as {first.name} ({same})"))
+            else:
+                kept[seed] = run
+        kept_groups[key] = list(kept.values())
+    return kept_groups, repeats
 
 
 def parse_baseline(text: str | None, keys: Sequence[str],
@@ -284,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         # groups: the params that differ between finished runs (a failed run's odd param
         # does not split them); the listing names whatever differs between all runs
         keys = swept_params([r for r in runs if r.status == FINISHED], seed_params)
-        groups = group_runs(runs, keys, seed_params)
+        groups, repeats = drop_repeats(group_runs(runs, keys, seed_params), seed_params)
         baseline = parse_baseline(args.baseline, keys, groups)
         devs = {r.rev: read_dev(args.repo, r.rev) for g in groups.values() for r in g} \
             if args.bootstrap > 0 else {}
@@ -296,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     summary["not_averaged"] = [{"name": r.name, "status": r.status, "note": r.note,
                                 "params": {k: r.params.get(k) for k in
                                            swept_params(runs, seed_params) + seed_params}}
-                               for r in runs if r.status != FINISHED]
+                               for r in [*repeats, *(r for r in runs if r.status != FINISHED)]]
     sweep_report.write(summary, args.out)
     for row in summary["rows"]:
         if row["metric"] == args.metrics[0]:

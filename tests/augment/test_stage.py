@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import logging
+import re
 
 import numpy as np
 import pandas as pd
@@ -229,3 +230,53 @@ def test_metrics_carry_the_diversity_of_the_synthetic_rows(tmp_path):
     for task in TASKS:
         assert 0 < metrics[task]["distinct_2"] <= 1
         assert -1 <= metrics[task]["mean_pairwise_cosine"] <= 1
+
+
+class _NoParaphraseFor(FakeBackend):
+    """The fake generator, except that every paraphrase of a source sentence matching
+    `pattern` drifts off topic (the drift filter rejects it)."""
+
+    def __init__(self, pattern: str):
+        super().__init__()
+        self.pattern = re.compile(pattern)
+
+    def generate(self, requests, sampling, progress=None):
+        out = super().generate(requests, sampling, progress)
+        drift = "DRIFT completely unrelated words about cooking pasta at home tonight"
+        return [[dataclasses.replace(c, text=drift)
+                 if self.pattern.search(r.messages[-1][1].rsplit(": ", 1)[-1]) else c
+                 for c in per] for r, per in zip(requests, out, strict=True)]
+
+
+def test_a_class_that_cannot_be_filled_holds_the_others_back(tmp_path):
+    # SST class 4's paraphrases all drift: it keeps its 3 real rows; the other classes (real
+    # rows 3, 2, 3, 1, goal 6) keep at most floor(1.25 x 3) = 3 rows: their last paraphrases
+    # are held back as surplus
+    marker = r"the sst story number \d+ of group 4 side"  # fakes._sentence of class 4
+    summary, _ = _run(tmp_path, 2, backend=_NoParaphraseFor(marker))
+    sst = summary["tasks"]["sst"]
+    counts = class_counts("sst", _table(tmp_path, "sst")["label"])
+    assert counts == {"0": 3, "1": 3, "2": 3, "3": 3, "4": 3}
+    assert sst["classes"]["4"]["accepted"] == 0 and sst["classes"]["4"]["shortfall"] == 3
+    for cls, real in zip("0123", (3, 2, 3, 1), strict=True):
+        c = sst["classes"][cls]
+        assert c["accepted"] == 3 - real and c["held_back"] == 3 and c["surplus"] >= 3
+        assert c["generated"] == c["accepted"] + c["rejected"] + c["surplus"]
+    # other tasks are untouched: every class full
+    assert set(class_counts("sts", _table(tmp_path, "sts")["label"]).values()) == {6}
+
+
+def test_a_short_class_within_the_ratio_holds_nothing_back(tmp_path):
+    marker = r"the sst story number \d+ of group 4 side"
+    _run(tmp_path, 2, backend=_NoParaphraseFor(marker), max_class_ratio=0.0)  # 0 = never hold back
+    counts = class_counts("sst", _table(tmp_path, "sst")["label"])
+    assert counts == {"0": 6, "1": 6, "2": 6, "3": 6, "4": 3}  # fails validate's balance
+
+
+def test_the_shipped_hold_back_ratio_passes_the_validate_check():
+    import yaml
+
+    from tests.augment.fakes import ROOT
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert 0 < params["augment"]["max_class_ratio"] <= params["validate"]["max_class_ratio"]

@@ -146,6 +146,23 @@ def test_main_writes_table_plot_and_lists_failed_runs(tmp_path, monkeypatch):
     assert {r["name"] for r in data["not_averaged"]} == {"r2bad", "r4q", "r4run", "r8"}
 
 
+def test_a_seed_run_twice_counts_once_and_is_listed(tmp_path, monkeypatch):
+    # the documented sweep: a workspace `dvc exp run -S augment.ratio=4` (train.seed 11), then
+    # the queued grid, which runs ratio 4 with seed 11 again: one replicate, not two
+    show = exp_show(*(exp(f"r0s{s}", 0, s, 0.60 + (s - 11) / 100) for s in (11, 12, 13)),
+                    exp("ws", 4, 11, 0.70, state=None),
+                    *(exp(f"r4s{s}", 4, s, 0.70 + (s - 11) / 100) for s in (11, 12, 13)))
+    monkeypatch.setattr(sweep, "read_experiments",
+                        lambda repo, all_commits: sweep.parse_exp_show(show))
+    sweep.main(["--out", str(tmp_path), "--metrics", "overall", "--bootstrap", "0"])
+    data = json.loads((tmp_path / "sweep.json").read_text())
+    r4 = next(r for r in data["rows"] if r["label"] == "augment.ratio=4")
+    assert r4["runs"] == 3 and r4["sd"] == pytest.approx(0.01)  # not 4 runs, not a smaller sd
+    [repeat] = data["not_averaged"]
+    assert repeat["status"] == "repeat" and repeat["name"] == "r4s11"
+    assert "same params and seed as ws (same metrics)" in repeat["note"]
+
+
 def test_unknown_baseline_is_a_one_line_error(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(sweep, "read_experiments",
                         lambda repo, all_commits: sweep.parse_exp_show(SHOW))
