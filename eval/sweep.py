@@ -1,6 +1,6 @@
 """Summarize a sweep of DVC experiments: does a setting help, beyond training-seed noise?
 
-    dvc exp run --queue -S augment.ratio=0,2,4 -S train.seed=11,12,13 && dvc queue start -j 2
+    dvc exp run --queue -S augment.ratio=0,2,3 -S train.seed=11,12,13 && dvc queue start -j 1
     python -m eval.sweep                          # after `dvc queue status` shows them done
     python -m eval.sweep --baseline augment.ratio=0 --seed-param train.seed
 
