@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from augment.augmenter import TaskAugmentation
+from augment.augmenter import HELD_BACK, TaskAugmentation
 from augment.filters import REASONS
 from augment.generate import GenerationStats
 from minbert.tasks import PROVENANCE_COLUMNS, TASKS, class_of
@@ -75,7 +75,7 @@ def class_summary(cls: str, plan_class: dict, need: int, candidates: pd.DataFram
         "rejected_by_reason": {r: int(reasons.get(r, 0)) for r in REASONS},
         "surplus": int(status.get("surplus", 0)), "shortfall": need - accepted,
         # of the surplus: held back because another class ended short (augmenter.hold_balance)
-        "held_back": int(reasons.get("held_back", 0)),
+        "held_back": int(reasons.get(HELD_BACK, 0)),
         # share of generations that passed every filter (accepted + surplus)
         "pass_rate": round(1 - int(status.get("rejected", 0)) / len(mine), 4)
         if len(mine) else None,
