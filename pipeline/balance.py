@@ -11,7 +11,9 @@ Outputs: data/balanced/<task>/train.parquet   real rows, every class down-sample
 
 T, the per-class target of a task, is min(largest class, balance.max_per_class). Classes larger
 than T are down-sampled (seeded); smaller classes keep all their rows and are topped up later by
-the augment stage to round(augment.ratio * T).
+the augment stage to round(augment.ratio * T). The cap is one number for every task, or one per
+task (`{sst: 100000, para: 32, sts: 32}`: all of SST, whose minority classes augment tops up to
+the largest, and 32 rows per class of the others).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -35,14 +38,26 @@ OUT_DIR = BALANCED_DIR
 
 @dataclass(frozen=True)
 class BalanceParams:
-    max_per_class: int
+    max_per_class: int | dict[str, int]  # one cap for every task, or {sst: .., para: .., sts: ..}
     seed: int
 
+    def __post_init__(self) -> None:
+        if isinstance(self.max_per_class, Mapping) and set(self.max_per_class) != set(TASKS):
+            raise ValueError(f"balance.max_per_class: a per-task cap names every task "
+                             f"({', '.join(TASKS)}), got {', '.join(self.max_per_class) or 'none'}")
 
-def class_target(counts: dict[str, int], max_per_class: int) -> int:
+    def cap(self, task: str) -> int:
+        """The cap of one task's classes."""
+        if isinstance(self.max_per_class, Mapping):
+            return self.max_per_class[task]
+        return self.max_per_class
+
+
+def class_target(counts: dict[str, int], max_per_class: int, task: str = "") -> int:
     """T = min(largest class, cap)."""
     if max_per_class < 1:
-        raise ValueError(f"balance.max_per_class must be at least 1, got {max_per_class}")
+        key = f"balance.max_per_class{'.' + task if task else ''}"
+        raise ValueError(f"{key} must be at least 1, got {max_per_class}")
     return min(max(counts.values(), default=0), max_per_class)
 
 
@@ -53,7 +68,7 @@ def balance_task(train: pd.DataFrame, task: str, max_per_class: int,
     Rows keep their original order, so the result does not depend on how pandas samples.
     """
     counts = class_counts(task, train["label"])
-    target = class_target(counts, max_per_class)
+    target = class_target(counts, max_per_class, task)
     classes = class_of(task, train["label"])
     keep = []
     for i, name in enumerate(class_names(task)):
@@ -107,7 +122,7 @@ def run(params: BalanceParams, clean_dir: Path = CLEAN_DIR, out_dir: Path = OUT_
         for task in TASKS:
             train = pd.read_parquet(clean_dir / task / "train.parquet")
             train, removed = drop_quarantined(train, quarantine, task)
-            balanced, plan[task] = balance_task(train, task, params.max_per_class, params.seed)
+            balanced, plan[task] = balance_task(train, task, params.cap(task), params.seed)
             for cls, n in class_counts(task, removed["label"]).items():
                 plan[task]["classes"][cls]["clean"] += n  # the clean count, quarantined included
                 plan[task]["classes"][cls]["label_issue"] = n
@@ -122,9 +137,9 @@ def run(params: BalanceParams, clean_dir: Path = CLEAN_DIR, out_dir: Path = OUT_
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    params = load_section("balance", BalanceParams)
-    log.info("params: %s", asdict(params))
     try:
+        params = load_section("balance", BalanceParams)
+        log.info("params: %s", params)
         run(params)
     except (OutputError, ValueError) as error:
         log.error("%s", error)

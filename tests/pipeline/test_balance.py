@@ -69,3 +69,35 @@ def test_balance_failing_half_way_keeps_the_last_good_outputs(tmp_path, monkeypa
         run(BalanceParams(max_per_class=2, seed=1), clean, out)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert json.loads((out / "plan.json").read_text())["sst"]["target"] == 4
+
+
+def test_a_per_task_cap_balances_each_task_with_its_own_cap(tmp_path):
+    from pipeline import prepare
+    from pipeline.balance import BalanceParams, run
+    from tests.course_data import write_course_files
+    from tests.pipeline.test_accounting import params_for
+
+    clean = tmp_path / "clean"
+    prepare.run(params_for(write_course_files(tmp_path / "raw")), clean)
+    uncapped = run(BalanceParams(max_per_class=100000, seed=1), clean, tmp_path / "all")
+    plan = run(BalanceParams(max_per_class={"sst": 100000, "para": 2, "sts": 1}, seed=1),
+               clean, tmp_path / "mixed")
+    assert plan["sst"] == uncapped["sst"]  # all of SST, the largest class as target
+    assert plan["sst"]["target"] > 2
+    assert plan["para"]["target"] == 2 and plan["sts"]["target"] == 1
+    for task, cap in (("para", 2), ("sts", 1)):
+        assert all(c["real"] <= cap for c in plan[task]["classes"].values())
+    assert BalanceParams(max_per_class=7, seed=0).cap("sts") == 7
+
+
+def test_a_per_task_cap_must_name_every_task(tmp_path):
+    from minbert.params import from_dict
+    from pipeline.balance import BalanceParams
+
+    with pytest.raises(ValueError, match=r"names every task \(sst, para, sts\), got sst"):
+        from_dict(BalanceParams, {"max_per_class": {"sst": 5}, "seed": 1}, "balance")
+    with pytest.raises(ValueError, match=r"balance.max_per_class.para must be at least 1"):
+        class_target({"a": 3}, 0, "para")
+    params = from_dict(BalanceParams, {"max_per_class": {"sst": 5, "para": 6, "sts": 7},
+                                       "seed": 1}, "balance")
+    assert [params.cap(t) for t in ("sst", "para", "sts")] == [5, 6, 7]
