@@ -7,6 +7,7 @@ nothing and that `dvc plots show` renders.
 """
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +16,7 @@ import yaml
 
 from eval.submission import HEADERS, read_submission
 from minbert.tasks import TASKS
-from tests.dvc_project import ROOT, dvc, make_project
+from tests.dvc_project import ROOT, dvc, make_project, update_params
 
 pytestmark = pytest.mark.slow
 
@@ -30,6 +31,19 @@ def write_tiny_backbone(directory: Path) -> Path:
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TINY_WORDS]
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    BertModel(config).save_pretrained(directory)
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    return directory
+
+
+def write_tiny_mpnet(directory: Path) -> Path:
+    """A random 2-layer MPNet (hidden 32, relative-position bias), MPNet's special tokens."""
+    from minbert.bert import BertConfig, BertModel
+
+    vocab = ["<s>", "<pad>", "</s>", "<unk>", "[UNK]", *TINY_WORDS, "<mask>"]
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=80,
+                        pad_token_id=1, layer_norm_eps=1e-5, model_type="mpnet")
     BertModel(config).save_pretrained(directory)
     (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
     return directory
@@ -123,3 +137,21 @@ def test_pipeline_is_up_to_date_and_plots_render(project):
     assert "Running stage" not in again.stdout
     dvc(project, "plots", "show", "-o", "plots_out")
     assert (project / "plots_out" / "index.html").exists()
+
+
+def test_an_mpnet_backbone_reruns_only_training_and_what_follows(project, tmp_path):
+    """`train.backbone: <MPNet dir>` on a copy of the reproduced project: train, evaluate and
+    report run again (the data stages are up to date), the saved model is an MPNet, and
+    evaluate scores it."""
+    copy = shutil.copytree(project, tmp_path / "project", symlinks=True)
+    update_params(copy, {"train.backbone": str(write_tiny_mpnet(tmp_path / "mpnet"))})
+    out = dvc(copy, "repro").stdout
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert ran == {"train", "evaluate", "report"}, out
+    config = json.loads((copy / "models/multitask/config.json").read_text())
+    assert config["model_type"] == "mpnet"
+    metrics = json.loads((copy / "reports/eval/metrics.json").read_text())
+    before = json.loads((project / "reports/eval/metrics.json").read_text())
+    assert metrics != before  # another model's scores
+    assert -1.0 <= metrics["overall"] <= 1.0
+    assert "up to date" in dvc(copy, "status").stdout
