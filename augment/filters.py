@@ -9,7 +9,9 @@ have is a preamble too, whatever its wording.
 
 Every rejected paraphrase gets exactly one reason, checked in this order:
 
-    empty        nothing left after parsing
+    empty        nothing left after parsing (or only invisible characters)
+    invalid_text undecodable bytes (U+FFFD: the model wrote bytes that are not UTF-8) or a
+                 control character: text validate would refuse in the training table
     truncated    the kept line was cut by max_tokens
     too_long     more than filters.max_chars characters
     copy         the source again, up to case, spacing and punctuation (`text_key`)
@@ -33,10 +35,11 @@ import re
 import numpy as np
 
 from augment.params import FilterParams
+from minbert.course_io import CONTROL_CHARACTERS, NO_VISIBLE_TEXT, UNDECODABLE
 from minbert.text import match_key, normalize_text
 
-REASONS = ("empty", "truncated", "too_long", "copy", "length_ratio", "duplicate", "not_question",
-           "drift", "near_copy", "label_flip", "score_drift", "near_duplicate")
+REASONS = ("empty", "invalid_text", "truncated", "too_long", "copy", "length_ratio", "duplicate",
+           "not_question", "drift", "near_copy", "label_flip", "score_drift", "near_duplicate")
 
 _PREAMBLE_WORDS = (r"here|sure|certainly|okay|ok|of course|paraphrase|paraphrased|rephrased|"
                    r"rewritten|rewrite|revised|new|alternative|version|sentence|question|"
@@ -71,6 +74,8 @@ _LABEL_ECHO = re.compile(
     re.IGNORECASE,
 )
 _NON_ALNUM = re.compile(r"[\W_]+")
+_NO_VISIBLE = re.compile(NO_VISIBLE_TEXT)
+_INVALID = re.compile(f"{UNDECODABLE}|{CONTROL_CHARACTERS}")
 _WRAPPED = re.compile(r"([\"“'«‘])(.*)([\"”'»’])\.?", re.DOTALL)
 _CLOSING = {'"': '"', "“": "”", "'": "'", "«": "»", "‘": "’"}
 _OPENING = {"“", "«", "‘"}
@@ -158,8 +163,10 @@ def rule_reason(paraphrase: str, source: str, *, cut: bool, seen: set[str],
     of every real text of the task (and of the paraphrases accepted so far). `questions`:
     apply the not_question rule.
     """
-    if not paraphrase:
+    if not paraphrase or _NO_VISIBLE.match(paraphrase):
         return "empty"
+    if _INVALID.search(paraphrase):
+        return "invalid_text"
     if cut:
         return "truncated"
     if len(paraphrase) > params.max_chars:

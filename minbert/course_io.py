@@ -48,6 +48,9 @@ CONTROL_CHARACTERS = r"[\x00-\x08\x0a-\x1f\x7f-\x9f]"
 # space/joiners, direction marks, word joiner, byte-order mark ...).
 NO_VISIBLE_TEXT = (r"^[\s\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
                    r"\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0]*$")
+# Replacement character, or bytes kept as surrogates by a surrogateescape decode: text that
+# was not valid UTF-8. Written with escapes so the suite itself stays plain ASCII.
+UNDECODABLE = r"[\ufffd\udc80-\udcff]"
 _CONTROL_RE = re.compile(CONTROL_CHARACTERS)
 _NO_VISIBLE_RE = re.compile(NO_VISIBLE_TEXT)
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from minbert.course_io import CONTROL_CHARACTERS, NO_VISIBLE_TEXT
+from minbert.course_io import CONTROL_CHARACTERS, NO_VISIBLE_TEXT, UNDECODABLE
 from minbert.tasks import PROVENANCE_COLUMNS, TASKS, class_names, class_of
 from pipeline.cleaning import row_keys
 
@@ -32,9 +32,6 @@ PROVENANCE_TYPES = {
     "similarity": "float64",
 }
 SYNTHETIC_ID = r"^syn-[0-9a-f]{12}$"
-# Replacement character, or bytes kept as surrogates by a surrogateescape decode: text that
-# was not valid UTF-8. Written with escapes so the suite itself stays plain ASCII.
-UNDECODABLE = r"[\ufffd\udc80-\udcff]"
 LEAK_COLUMN = "check_leaked_text"
 SOURCE_COLUMN = "check_unknown_source_id"
 RATIO_COLUMN = "check_class_size_ratio"

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -87,6 +89,34 @@ def test_valid_paraphrase_passes_the_rules():
 
 def test_empty_is_rejected():
     assert _reason("") == "empty"
+
+
+def test_invisible_text_is_empty():
+    assert _reason("\u200b\u200d\ufeff") == "empty"
+
+
+def test_undecodable_bytes_and_control_characters_are_invalid_text():
+    # a real completion of the embedded model (ratio 10): a byte that is not UTF-8 mid-text,
+    # which validate's "no undecodable bytes" expectation refuses in the training table
+    real = "Happiness and Renewal by Douglas McGrath's version of \"Nicholas Nickleby's Diary" \
+        " of a Young\ufffd's\" ."
+    source = ("Humorous and heartfelt , Douglas McGrath 's version of ` Nicholas Nickleby ' left "
+              "me feeling refreshed and hopeful .")
+    assert rule_reason(real, source, cut=False, seen=set(), params=replace(
+        FILTERS, max_chars=400)) == "invalid_text"
+    assert rule_reason(real.replace("\ufffd", ""), source, cut=False, seen=set(),
+                       params=replace(FILTERS, max_chars=400)) is None
+    assert _reason("the movie is slow, dull \udc9c and without any joy") == "invalid_text"
+    assert _reason("the movie is slow, dull\x07 and without any joy") == "invalid_text"
+    assert _reason("the movie is slow, dull\x85 and without any joy") == "invalid_text"
+
+
+def test_the_filter_patterns_are_the_ones_validate_checks():
+    from augment import filters
+    from pipeline import expectations
+
+    for pattern in (expectations.UNDECODABLE, expectations.CONTROL_CHARACTERS):
+        assert pattern in filters._INVALID.pattern
 
 
 def test_truncated_is_rejected():
