@@ -9,7 +9,8 @@ Over seeds (runs of one group differ only in `train.seed`), for a metric with va
 Over dev examples (Efron & Tibshirani 1993, ch. 13; paired as in Koehn 2004): each replicate
 draws the dev examples of every task with replacement, the same draw for every run, scores every
 run on it and takes Δ between the group means; the 2.5th and 97.5th percentiles of Δ are the
-interval. Seeds answer "would another training run reproduce it?", examples "would another
+interval (SST macro F1 and Quora's duplicate-class F1 from the counts of the same draw as the
+task's accuracy). Seeds answer "would another training run reproduce it?", examples "would another
 dev sample of this size reproduce it?". A verdict needs both: "helps" when every available
 interval of Δ lies above 0, "hurts" when every one lies below, else "no evidence" (one seed
 per group gives no seed interval, hence no evidence).
@@ -24,11 +25,13 @@ import numpy as np
 from scipy import stats
 
 from minbert import metrics as formulas
+from minbert.tasks import class_names
 
 LEVEL = 0.95
 HELPS, HURTS, NO_EVIDENCE = "helps", "hurts", "no evidence"
 LOWER_IS_BETTER = frozenset({"sts_mse", "sts_mae"})
 METRIC_TASK = {"sst_accuracy": "sst", "para_accuracy": "para", "sts_pearson": "sts"}
+F1_METRIC_TASK = {"sst_macro_f1": "sst", "para_f1": "para"}  # macro F1 / duplicate-class F1
 
 
 @dataclass(frozen=True)
@@ -117,24 +120,50 @@ def _weighted_pearson(w: np.ndarray, preds: np.ndarray, gold: np.ndarray) -> np.
     return np.divide(cov, denom, out=np.zeros_like(cov), where=denom > 1e-12)
 
 
+def _weighted_f1(w: np.ndarray, preds: np.ndarray, gold: np.ndarray, n_classes: int
+                 ) -> np.ndarray:
+    """Per-class F1 of every run on every replicate: (B, runs, K).
+
+    F1_k = 2 TP_k / (predicted_k + support_k) with counts weighted by w (B, N), equal to
+    `minbert.metrics.per_class_scores` on the resampled rows (0 where the denominator is 0)."""
+    f1 = np.zeros((w.shape[0], preds.shape[0], n_classes))
+    for k in range(n_classes):
+        pred_k, gold_k = (preds == k).astype(np.float64), (gold == k).astype(np.float64)
+        tp = w @ (pred_k * gold_k[None, :]).T  # (B, runs)
+        denom = w @ pred_k.T + (w @ gold_k)[:, None]
+        f1[:, :, k] = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return f1
+
+
+def _f1_metric(metric: str, f1: np.ndarray) -> np.ndarray:
+    """sst_macro_f1: mean over the classes; para_f1: F1 of the duplicate class (1)."""
+    return f1.mean(axis=-1) if metric == "sst_macro_f1" else f1[..., 1]
+
+
 def bootstrap_scores(aligned: dict[str, tuple[np.ndarray, np.ndarray]], n_boot: int, seed: int,
                      chunk: int = 100) -> dict[str, np.ndarray]:
     """Every run's metric on every replicate, the same dev draw for every run: (B, runs)."""
     rng = np.random.default_rng(seed)
-    scores: dict[str, np.ndarray] = {}
+    parts: dict[str, list[np.ndarray]] = {}
     for metric, task in METRIC_TASK.items():
         if task not in aligned:
             continue
         gold, preds = aligned[task]
-        n, parts = gold.size, []
+        n = gold.size
+        f1_metrics = [m for m, t in F1_METRIC_TASK.items() if t == task]
         for start in range(0, n_boot, chunk):
             w = rng.multinomial(n, np.full(n, 1.0 / n), size=min(chunk, n_boot - start))
             w = w.astype(np.float64)  # (b, N): how often each example is drawn
             if task == "sts":
-                parts.append(_weighted_pearson(w, preds, gold))
+                parts.setdefault(metric, []).append(_weighted_pearson(w, preds, gold))
             else:
-                parts.append(w @ (preds == gold[None, :]).T.astype(np.float64) / n)
-        scores[metric] = np.concatenate(parts)
+                parts.setdefault(metric, []).append(
+                    w @ (preds == gold[None, :]).T.astype(np.float64) / n)
+            if f1_metrics:  # the same draw as the task's accuracy
+                f1 = _weighted_f1(w, preds, gold, len(class_names(task)))
+                for f1_metric in f1_metrics:
+                    parts.setdefault(f1_metric, []).append(_f1_metric(f1_metric, f1))
+    scores = {metric: np.concatenate(chunks) for metric, chunks in parts.items()}
     if {"sst_accuracy", "para_accuracy", "sts_pearson"} <= scores.keys():
         scores["overall"] = formulas.overall_score(scores["sst_accuracy"],
                                                    scores["para_accuracy"], scores["sts_pearson"])
@@ -149,6 +178,13 @@ def point_scores(aligned: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str,
             gold, preds = aligned[task]
             score = formulas.pearson if task == "sts" else formulas.accuracy
             scores[metric] = np.array([score(p, gold) for p in preds])
+    for metric, task in F1_METRIC_TASK.items():
+        if task in aligned:
+            gold, preds = aligned[task]
+            per_class = [formulas.per_class_scores(formulas.confusion_matrix(
+                p, gold, len(class_names(task)))) for p in preds]
+            scores[metric] = np.array([c["macro_f1"] if metric == "sst_macro_f1" else c["1"]["f1"]
+                                       for c in per_class])
     if {"sst_accuracy", "para_accuracy", "sts_pearson"} <= scores.keys():
         scores["overall"] = formulas.overall_score(scores["sst_accuracy"],
                                                    scores["para_accuracy"], scores["sts_pearson"])

@@ -214,3 +214,41 @@ def test_runs_that_disagree_on_dev_labels_are_refused():
     a, b = _dev(rng, 20, 0.5, 1.0), _dev(rng, 20, 0.5, 1.0)
     with pytest.raises(ValueError, match="disagree on dev labels"):
         stats.align_dev([a, b])
+
+
+def test_bootstrap_f1_equals_direct_scoring_of_the_same_draw():
+    rng = np.random.default_rng(2)
+    gold = rng.integers(0, 5, 60).astype(float)
+    preds = np.stack([np.where(rng.random(60) < share, gold, rng.integers(0, 5, 60))
+                      for share in (0.3, 0.8)]).astype(float)  # (runs, N)
+    w = rng.multinomial(60, np.full(60, 1 / 60), size=4).astype(float)
+    got = stats._weighted_f1(w, preds, gold, 5)
+    for b in range(4):
+        take = np.repeat(np.arange(60), w[b].astype(int))
+        for run in range(2):
+            direct = formulas.per_class_scores(formulas.confusion_matrix(preds[run][take],
+                                                                         gold[take], 5))
+            assert got[b, run].mean() == pytest.approx(direct["macro_f1"])
+            assert got[b, run, 1] == pytest.approx(direct["1"]["f1"])
+
+
+def test_paired_bootstrap_gives_f1_intervals_on_the_accuracy_draw():
+    rng = np.random.default_rng(0)
+    base = _dev(rng, 400, 0.6, 1.0)
+    better = {t: DevTask(d.ids, d.gold, d.gold.copy()) for t, d in base.items()}  # all right
+    aligned = stats.align_dev([base, better])
+    reps = stats.bootstrap_scores(aligned, n_boot=200, seed=0)
+    point = stats.point_scores(aligned)
+    assert point["sst_macro_f1"][1] == 1.0 and point["para_f1"][1] == 1.0
+    for metric in ("sst_macro_f1", "para_f1"):
+        assert reps[metric].shape == (200, 2)
+        gain = stats.bootstrap_interval(reps[metric], [1], [0])
+        assert 0 < gain.low < point[metric][1] - point[metric][0] < gain.high
+    # F1 is scored on SST's own draw: the accuracy replicates are those of one multinomial
+    # draw per task in task order (sst first), as before F1 was added (intervals reproduce)
+    n = aligned["sst"][0].size
+    w = np.random.default_rng(0).multinomial(n, np.full(n, 1 / n), size=100).astype(float)
+    right = (aligned["sst"][1] == aligned["sst"][0][None, :]).astype(float)
+    np.testing.assert_allclose(reps["sst_accuracy"][:100], w @ right.T / n)
+    f1 = stats._weighted_f1(w, aligned["sst"][1], aligned["sst"][0], 5).mean(axis=-1)
+    np.testing.assert_allclose(reps["sst_macro_f1"][:100], f1)
