@@ -181,10 +181,11 @@ def point_scores(aligned: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str,
     for metric, task in F1_METRIC_TASK.items():
         if task in aligned:
             gold, preds = aligned[task]
-            per_class = [formulas.per_class_scores(formulas.confusion_matrix(
-                p, gold, len(class_names(task)))) for p in preds]
-            scores[metric] = np.array([c["macro_f1"] if metric == "sst_macro_f1" else c["1"]["f1"]
-                                       for c in per_class])
+            n_classes = len(class_names(task))
+            per_class = [formulas.per_class_scores(formulas.confusion_matrix(p, gold, n_classes))
+                         for p in preds]
+            f1 = np.array([[c[str(k)]["f1"] for k in range(n_classes)] for c in per_class])
+            scores[metric] = _f1_metric(metric, f1)  # (runs, K) -> (runs,)
     if {"sst_accuracy", "para_accuracy", "sts_pearson"} <= scores.keys():
         scores["overall"] = formulas.overall_score(scores["sst_accuracy"],
                                                    scores["para_accuracy"], scores["sts_pearson"])
